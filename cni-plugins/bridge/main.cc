@@ -1,0 +1,3 @@
+#include "cni-plugins/bridge/bridge.h"
+
+int main() { return sluice::cni::Run(sluice::bridge::MakePlugin()); }
