@@ -58,7 +58,8 @@ TEST(Sha512Test, PaddingBoundaries) {
   }
 }
 
-// containernetworking/plugins pkg/utils FormatChainName("test", "1234") == "CNI-2bbe0c48b91a7d1b8a6753a8".
+// containernetworking/plugins pkg/utils FormatChainName("test", "1234") ==
+// "CNI-2bbe0c48b91a7d1b8a6753a8".
 TEST(Sha512Test, CniChainNameVector) {
   EXPECT_EQ("CNI-" + Sha512::Hex("test1234").substr(0, 24), "CNI-2bbe0c48b91a7d1b8a6753a8");
 }

@@ -9,6 +9,7 @@
 
 #include "cni-plugins/bridge/bridge_config.h"
 #include "dataplane/netlink/netlink.h"
+#include "dataplane/nft/mac_spoof_check.h"
 #include "dataplane/nft/pod_masquerade.h"
 
 namespace sluice::bridge {
@@ -153,12 +154,10 @@ nft::CniAttachment MasqAttachment(const cni::Request& req) {
   return {req.name, req.env.container_id, req.env.ifname};
 }
 
-// Masquerade rules live in the namespace the plugin runs in: the node's.
-template <typename Fn>
-auto WithMasquerade(Fn&& fn) {
-  nft::NftSocket socket;
-  nft::PodMasquerade masq(socket);
-  return fn(masq);
+nft::MacAddress MustParseMac(const std::string& text) {
+  auto mac = nft::ParseMac(text);
+  if (!mac) throw Error(cni::kInternal, "cannot read MAC address \"" + text + "\"");
+  return *mac;
 }
 
 // Everything ADD does after IPAM succeeded; on failure the caller undoes IPAM and the veth.
@@ -166,6 +165,12 @@ struct AddState {
   std::string host_name;
   bool veth_created = false;
   bool masq_added = false;
+  bool spoof_check_added = false;
+  std::optional<nft::NftSocket> nft;
+  nft::NftSocket& nft_socket() {
+    if (!nft) nft.emplace();
+    return *nft;
+  }
 };
 
 cni::Result AddWithIpam(const cni::Request& req, const BridgeConfig& cfg, const nl::Netns& pod,
@@ -185,6 +190,16 @@ cni::Result AddWithIpam(const cni::Request& req, const BridgeConfig& cfg, const 
                                  *gw, {}, {}, {}, {}, {}});
       }
     }
+  }
+
+  // Masquerade first, on a socket the caller keeps open to the end: closing an nftables socket
+  // waits for the kernel to release the committed transaction (an RCU grace period), and that
+  // wait then overlaps the link work below instead of adding to it.
+  if (cfg.ip_masq && !result.ips.empty()) {
+    std::vector<nft::MasqueradeAddress> pods;
+    for (const auto& ip : result.ips) pods.push_back({ip.address.address(), ip.address.Network()});
+    state.masq_added = true;
+    nft::PodMasquerade(state.nft_socket()).Add(MasqAttachment(req), pods);
   }
 
   // The veth pair: container end made directly inside the pod's namespace.
@@ -218,6 +233,10 @@ cni::Result AddWithIpam(const cni::Request& req, const BridgeConfig& cfg, const 
   nl::SetLinkUp(node, host.index, true);
 
   nl::LinkInfo ctr = nl::GetLink(pod_sock, req.env.ifname);
+  if (cfg.mac_spoof_check) {
+    state.spoof_check_added = true;
+    nft::MacSpoofCheck(state.nft_socket()).Add(MasqAttachment(req), state.host_name, MustParseMac(ctr.mac));
+  }
   {
     nl::NetnsScope in_pod(pod);
     const std::string conf6 = "net/ipv6/conf/" + req.env.ifname + "/";
@@ -260,12 +279,6 @@ cni::Result AddWithIpam(const cni::Request& req, const BridgeConfig& cfg, const 
       }
     }
   }
-  if (cfg.ip_masq && !result.ips.empty()) {
-    std::vector<nft::MasqueradeAddress> pods;
-    for (const auto& ip : result.ips) pods.push_back({ip.address.address(), ip.address.Network()});
-    state.masq_added = true;
-    WithMasquerade([&](nft::PodMasquerade& m) { m.Add(MasqAttachment(req), pods); });
-  }
   if (!cfg.disable_container_interface) WaitOperUp(node, host.index, state.host_name);
 
   // Interfaces in the reference's order: bridge, host veth, container veth.
@@ -307,9 +320,15 @@ cni::Result Add(const cni::Request& req) {
     });
   } catch (...) {
     // Nothing half-made: undo in reverse order, keeping the first error for the caller.
+    if (state.spoof_check_added) {
+      try {
+        nft::MacSpoofCheck(state.nft_socket()).Remove(MasqAttachment(req));
+      } catch (const std::exception&) {
+      }
+    }
     if (state.masq_added) {
       try {
-        WithMasquerade([&](nft::PodMasquerade& m) { m.Remove(MasqAttachment(req)); });
+        nft::PodMasquerade(state.nft_socket()).Remove(MasqAttachment(req));
       } catch (const std::exception&) {
       }
     }
@@ -331,8 +350,21 @@ cni::Result Add(const cni::Request& req) {
 
 void Del(const cni::Request& req) {
   BridgeConfig cfg = ParseBridgeConfig(req);
-  // The container end first: deleting it takes the host end along. A gone netns or interface is
-  // success (DEL is idempotent); the IPAM and masquerade cleanup below need neither.
+  // Netfilter state goes first, on a socket kept open until the end: closing an nftables socket
+  // waits for the kernel to release the committed transaction (an RCU grace period, ~10 ms),
+  // and that wait overlaps the veth deletion below instead of adding to it.
+  std::optional<nft::NftSocket> nft_socket;
+  if (cfg.mac_spoof_check || cfg.ip_masq) nft_socket.emplace();
+  if (cfg.mac_spoof_check) {
+    Step("failed to remove MAC spoof check",
+         [&] { nft::MacSpoofCheck(*nft_socket).Remove(MasqAttachment(req)); });
+  }
+  if (cfg.ip_masq) {
+    Step("failed to remove masquerade rules",
+         [&] { nft::PodMasquerade(*nft_socket).Remove(MasqAttachment(req)); });
+  }
+  // Then the container end: deleting it takes the host end along. A gone netns or interface is
+  // success (DEL is idempotent); the IPAM cleanup below needs neither.
   if (!req.env.netns.empty()) {
     std::optional<nl::Netns> pod;
     try {
@@ -358,10 +390,6 @@ void Del(const cni::Request& req) {
     }
   }
   if (!cfg.ipam_type.empty()) cni::DelegateCommand(req, cfg.ipam_type, cni::Command::kDel);
-  if (cfg.ip_masq) {
-    Step("failed to remove masquerade rules",
-         [&] { WithMasquerade([&](nft::PodMasquerade& m) { m.Remove(MasqAttachment(req)); }); });
-  }
 }
 
 void Check(const cni::Request& req) {
@@ -418,14 +446,20 @@ void Check(const cni::Request& req) {
     });
     if (!found) fail("route " + r.dst.ToString() + " missing in " + req.env.netns);
   }
-  if (cfg.ip_masq) {
-    WithMasquerade([&](nft::PodMasquerade& masq) {
+  if (cfg.mac_spoof_check || cfg.ip_masq) {
+    nft::NftSocket socket;
+    if (cfg.mac_spoof_check && !nft::MacSpoofCheck(socket).Has(MasqAttachment(req), host->name,
+                                                                MustParseMac(ctr->mac))) {
+      fail("MAC spoof check for " + host->name + " (" + ctr->mac + ") is missing");
+    }
+    if (cfg.ip_masq) {
+      nft::PodMasquerade masq(socket);
       for (const auto& ip : prev.ips) {
         if (!masq.Has(MasqAttachment(req), ip.address.address())) {
           fail("masquerade rule for " + ip.address.address().ToString() + " is missing");
         }
       }
-    });
+    }
   }
 }
 
@@ -441,8 +475,19 @@ void Gc(const cni::Request& req) {
   }
   std::set<std::pair<std::string, std::string>> valid;
   for (const auto& a : req.valid_attachments) valid.emplace(a.container_id, a.ifname);
-  Step("failed to collect masquerade rules",
-       [&] { WithMasquerade([&](nft::PodMasquerade& m) { m.RemoveExcept(req.name, valid); }); });
+  // The runtime runs GC with no ADD or DEL in flight, so tables left without any attachment
+  // can go too (DEL keeps them: a concurrent ADD may be about to use them).
+  nft::NftSocket socket;
+  Step("failed to collect masquerade rules", [&] {
+    nft::PodMasquerade masq(socket);
+    masq.RemoveExcept(req.name, valid);
+    masq.RemoveTableIfUnused();
+  });
+  Step("failed to collect MAC spoof checks", [&] {
+    nft::MacSpoofCheck check(socket);
+    check.RemoveExcept(req.name, valid);
+    check.RemoveTableIfUnused();
+  });
   if (!errors.empty()) throw Error(cni::kInternal, "GC incomplete", errors);
 }
 

@@ -73,6 +73,11 @@ void ValidateContainerId(const std::string& id);
 void ValidateIfName(const std::string& ifname);
 void ValidateNetworkName(const std::string& name);
 
+// Plugins built into this executable. A delegate found in CNI_PATH that is this very file (a hard
+// link of the multi-plugin binary) runs in-process instead of as a child process.
+void RegisterInProcess(std::string_view type, const Plugin* plugin);
+const Plugin* FindInProcess(std::string_view type);
+
 // Runs the delegated (IPAM) plugin `type` found in CNI_PATH with the same environment, the
 // command `command`, and the request's stdin. Throws Error with the delegate's code and message.
 Result DelegateAdd(const Request& req, const std::string& type);

@@ -110,9 +110,8 @@ size_t Batch::AddTable(const nftnl_table& table, IfExists if_exists) {
 }
 
 size_t Batch::DeleteTable(const nftnl_table& table) {
-  nlmsghdr* nlh =
-      nftnl_nlmsg_build_hdr(Next(), NFT_MSG_DELTABLE,
-                            nftnl_table_get_u32(&table, NFTNL_TABLE_FAMILY), NLM_F_ACK, 0);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(
+      Next(), NFT_MSG_DELTABLE, nftnl_table_get_u32(&table, NFTNL_TABLE_FAMILY), NLM_F_ACK, 0);
   nftnl_table_nlmsg_build_payload(nlh, &table);
   return Commit("delete " + Describe(table));
 }
@@ -126,9 +125,8 @@ size_t Batch::AddChain(const nftnl_chain& chain, IfExists if_exists) {
 }
 
 size_t Batch::DeleteChain(const nftnl_chain& chain) {
-  nlmsghdr* nlh =
-      nftnl_nlmsg_build_hdr(Next(), NFT_MSG_DELCHAIN,
-                            nftnl_chain_get_u32(&chain, NFTNL_CHAIN_FAMILY), NLM_F_ACK, 0);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(
+      Next(), NFT_MSG_DELCHAIN, nftnl_chain_get_u32(&chain, NFTNL_CHAIN_FAMILY), NLM_F_ACK, 0);
   nftnl_chain_nlmsg_build_payload(nlh, &chain);
   return Commit("delete " + Describe(chain));
 }
@@ -147,17 +145,16 @@ size_t Batch::AddSet(nftnl_set& set) {
 }
 
 size_t Batch::AppendRule(nftnl_rule& rule) {
-  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(Next(), NFT_MSG_NEWRULE,
-                                        nftnl_rule_get_u32(&rule, NFTNL_RULE_FAMILY),
-                                        NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, 0);
+  nlmsghdr* nlh =
+      nftnl_nlmsg_build_hdr(Next(), NFT_MSG_NEWRULE, nftnl_rule_get_u32(&rule, NFTNL_RULE_FAMILY),
+                            NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, 0);
   nftnl_rule_nlmsg_build_payload(nlh, &rule);
   return Commit("add " + Describe(rule));
 }
 
 size_t Batch::DeleteRule(nftnl_rule& rule) {
-  nlmsghdr* nlh =
-      nftnl_nlmsg_build_hdr(Next(), NFT_MSG_DELRULE,
-                            nftnl_rule_get_u32(&rule, NFTNL_RULE_FAMILY), NLM_F_ACK, 0);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(Next(), NFT_MSG_DELRULE,
+                                        nftnl_rule_get_u32(&rule, NFTNL_RULE_FAMILY), NLM_F_ACK, 0);
   nftnl_rule_nlmsg_build_payload(nlh, &rule);
   return Commit("delete " + Describe(rule));
 }
@@ -194,8 +191,8 @@ size_t Batch::AddSetElems(nftnl_set& set, IfExists if_exists, std::string_view w
   size_t count = CountElems(set);
   if (count == 0) return message_count();
   std::string description = std::string(if_exists == IfExists::kFail ? "create " : "add ") +
-                            std::to_string(count) + (count == 1 ? " element in " : " elements in ") +
-                            Describe(set);
+                            std::to_string(count) +
+                            (count == 1 ? " element in " : " elements in ") + Describe(set);
   if (!what.empty()) description += " (" + std::string(what) + ")";
   uint16_t family = nftnl_set_get_u32(&set, NFTNL_SET_FAMILY);
   return AppendElems(
@@ -265,8 +262,8 @@ void Batch::Send(NftSocket& socket) {
       if (!ack) continue;
       if (ack->seq == base || ack->seq == end_seq) {
         // The kernel refused the transaction as a whole (e.g. no memory to queue the errors).
-        throw NftError(ack->error, "batch of " + std::to_string(count) + " messages starting with " +
-                                       descriptions_.front());
+        throw NftError(ack->error, "batch of " + std::to_string(count) +
+                                       " messages starting with " + descriptions_.front());
       }
       if (ack->seq < first_seq || ack->seq >= end_seq) continue;  // from an earlier batch
       ++acked;

@@ -41,8 +41,8 @@ class Batch {
   size_t DeleteRule(nftnl_rule& rule);
   size_t FlushChain(uint16_t family, std::string_view table, std::string_view chain);
   // Elements attached to `set` (which names family, table and set). Split across messages so
-  // that no element list exceeds the 64 KiB netlink attribute limit. `what` is added to error
-  // messages (e.g. which attachment the elements belong to).
+  // that no element list exceeds the 64 KiB netlink attribute limit; appends nothing for an
+  // empty list. `what` is added to error messages (e.g. the attachment the elements are for).
   size_t AddSetElems(nftnl_set& set, IfExists if_exists = IfExists::kKeep,
                      std::string_view what = {});
   size_t DeleteSetElems(nftnl_set& set, std::string_view what = {});

@@ -134,8 +134,7 @@ SetPtr ListSetElems(NftSocket& socket, uint16_t family, std::string_view table,
   bool exists = WithRetries([&] {
     result = MakeSetRef(family, table, set);
     auto buf = std::make_unique<RequestBuffer>();
-    nlmsghdr* nlh =
-        nftnl_nlmsg_build_hdr(buf->bytes, NFT_MSG_GETSETELEM, family, NLM_F_DUMP, 0);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf->bytes, NFT_MSG_GETSETELEM, family, NLM_F_DUMP, 0);
     nftnl_set_elems_nlmsg_build_payload(nlh, result.get());
     socket.Query(*nlh, "list elements of set " + Where(family, table, set),
                  [&](const nlmsghdr& message) {
@@ -149,8 +148,8 @@ SetPtr ListSetElems(NftSocket& socket, uint16_t family, std::string_view table,
   return result;
 }
 
-SetPtr GetSetElem(NftSocket& socket, uint16_t family, std::string_view table,
-                  std::string_view set, std::span<const uint8_t> key) {
+SetPtr GetSetElem(NftSocket& socket, uint16_t family, std::string_view table, std::string_view set,
+                  std::span<const uint8_t> key) {
   SetPtr found;
   WithRetries([&] {
     SetPtr request = MakeSetRef(family, table, set);

@@ -25,8 +25,8 @@ SetPtr ListSetElems(NftSocket& socket, uint16_t family, std::string_view table,
                     std::string_view set);
 // One element looked up by key in the kernel (no dump): the set with that single element
 // attached, or null if the element (or the set) is absent.
-SetPtr GetSetElem(NftSocket& socket, uint16_t family, std::string_view table,
-                      std::string_view set, std::span<const uint8_t> key);
+SetPtr GetSetElem(NftSocket& socket, uint16_t family, std::string_view table, std::string_view set,
+                  std::span<const uint8_t> key);
 
 // Non-owning views of the elements attached to `set`.
 std::vector<nftnl_set_elem*> SetElems(const nftnl_set& set);

@@ -26,7 +26,7 @@ constexpr uint32_t kTypeEtherAddr = 9;
 constexpr uint32_t kTypeIfname = 41;
 constexpr uint32_t kConcatTypeBits = 6;
 constexpr uint32_t kByteorderHostEndian = 1;  // nftables enum byteorder
-// <linux/netfilter_bridge.h> clashes with glibc's <net/if.h>; the bridge hook numbers are fixed ABI.
+// <linux/netfilter_bridge.h> clashes with glibc's <net/if.h>; bridge hook numbers are fixed ABI.
 constexpr uint32_t kBridgePreRouting = 0;  // NF_BR_PRE_ROUTING
 constexpr int32_t kPriority = -300;  // before the bridge's own nat/filter hooks, like the reference
 // Concatenated fields occupy whole 32-bit registers: 16 bytes of ifname, 6 (+2) of MAC.
@@ -104,8 +104,8 @@ std::optional<MacAddress> ParseMac(std::string_view text) {
 
 std::string FormatMac(const MacAddress& mac) {
   char text[18];
-  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
-                mac[3], mac[4], mac[5]);
+  std::snprintf(text, sizeof(text), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
   return text;
 }
 
@@ -135,19 +135,21 @@ size_t MacSpoofCheck::AppendBaseLayout(Batch& batch) {
   batch.AddChain(
       *MakeBaseChain(NFPROTO_BRIDGE, kTable, kChain, "filter", kBridgePreRouting, kPriority));
   // iifname @ports iifname . ether saddr != @allowed drop
-  batch.AppendRule(*RuleBuilder(NFPROTO_BRIDGE, kTable, kChain)
-                        .LoadMeta(NFT_META_IIFNAME, NFT_REG_1)
-                        .Lookup(NFT_REG_1, kPorts, /*set_dreg=*/false, 0, /*invert=*/false)
-                        .LoadMeta(NFT_META_IIFNAME, NFT_REG32_00)
-                        .LoadPayload(NFT_PAYLOAD_LL_HEADER, /*offset=*/6, /*length=*/6,
-                                     NFT_REG32_04)
-                        .Lookup(NFT_REG32_00, kAllowed, /*set_dreg=*/false, 0, /*invert=*/true)
-                        .Verdict(NF_DROP)
-                        .Build());
+  batch.AppendRule(
+      *RuleBuilder(NFPROTO_BRIDGE, kTable, kChain)
+           .LoadMeta(NFT_META_IIFNAME, NFT_REG_1)
+           .Lookup(NFT_REG_1, kPorts, /*set_dreg=*/false, 0, /*invert=*/false)
+           .LoadMeta(NFT_META_IIFNAME, NFT_REG32_00)
+           .LoadPayload(NFT_PAYLOAD_LL_HEADER, /*offset=*/6, /*length=*/6, NFT_REG32_04)
+           .Lookup(NFT_REG32_00, kAllowed, /*set_dreg=*/false, 0, /*invert=*/true)
+           .Verdict(NF_DROP)
+           .Build());
   return table_index;
 }
 
 void MacSpoofCheck::EnsureBaseLayout() {
+  // Look before creating: a refused NLM_F_EXCL batch costs a transaction abort (milliseconds).
+  if (GetChain(socket_, NFPROTO_BRIDGE, kTable, kChain)) return;
   Batch batch;
   size_t table_index = AppendBaseLayout(batch);
   try {
@@ -261,6 +263,18 @@ void MacSpoofCheck::RemoveExcept(std::string_view network,
         return owner.network == network && !keep.contains({owner.container_id, owner.ifname});
       },
       {}, "garbage collection of network " + std::string(network), {});
+}
+
+void MacSpoofCheck::RemoveTableIfUnused() {
+  if (!GetChain(socket_, NFPROTO_BRIDGE, kTable, kChain)) return;
+  if (!List("").empty()) return;
+  Batch batch;
+  batch.DeleteTable(*MakeTable(NFPROTO_BRIDGE, kTable));
+  try {
+    batch.Send(socket_);
+  } catch (const NftError& e) {
+    if (e.error() != ENOENT) throw;
+  }
 }
 
 }  // namespace sluice::nft

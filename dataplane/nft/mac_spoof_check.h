@@ -55,6 +55,9 @@ class MacSpoofCheck {
   bool Has(const CniAttachment& attachment, std::string_view host_ifname, const MacAddress& mac);
   // Entries of one network (all networks if `network` is empty).
   std::vector<MacSpoofEntry> List(std::string_view network);
+  // Deletes the whole table when no attachment of any network has an element left. Only safe
+  // with no ADD in flight, which the CNI runtime guarantees while it runs GC.
+  void RemoveTableIfUnused();
   // CNI GC: removes the network's entries whose (container ID, ifname) is not in `keep`.
   void RemoveExcept(std::string_view network,
                     const std::set<std::pair<std::string, std::string>>& keep);

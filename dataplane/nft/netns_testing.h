@@ -17,11 +17,11 @@ namespace sluice::nft::testing {
 ::testing::AssertionResult InFreshNetns(const std::function<void()>& body,
                                         int timeout_seconds = 60);
 // InFreshNetns, failing the current test (at the caller's line) if the child failed.
-#define SLUICE_IN_FRESH_NETNS(...)                                                  \
-  do {                                                                              \
-    ::testing::AssertionResult netns_child_result =                                 \
-        ::sluice::nft::testing::InFreshNetns(__VA_ARGS__);                           \
-    EXPECT_TRUE(netns_child_result);                                                \
+#define SLUICE_IN_FRESH_NETNS(...)                         \
+  do {                                                     \
+    ::testing::AssertionResult netns_child_result =        \
+        ::sluice::nft::testing::InFreshNetns(__VA_ARGS__); \
+    EXPECT_TRUE(netns_child_result);                       \
   } while (0)
 
 // Runs argv[0] (PATH lookup) in the calling thread's netns and returns its stdout; throws

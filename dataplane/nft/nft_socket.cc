@@ -48,8 +48,8 @@ std::optional<Ack> ParseAck(const nlmsghdr& message) {
     if (!(message.nlmsg_flags & NLM_F_CAPPED)) offset += err->msg.nlmsg_len - sizeof(nlmsghdr);
     if (NLMSG_LENGTH(offset) <= message.nlmsg_len) {
       // mnl_attr_for_each is C (void* to pointer); walk the attributes by hand.
-      const auto* attr = static_cast<const nlattr*>(
-          static_cast<const void*>(reinterpret_cast<const char*>(&message) + NLMSG_HDRLEN + offset));
+      const auto* attr = static_cast<const nlattr*>(static_cast<const void*>(
+          reinterpret_cast<const char*>(&message) + NLMSG_HDRLEN + offset));
       int remaining = static_cast<int>(message.nlmsg_len - NLMSG_LENGTH(offset));
       for (; mnl_attr_ok(attr, remaining); attr = mnl_attr_next(attr)) {
         remaining -= static_cast<int>(MNL_ALIGN(attr->nla_len));

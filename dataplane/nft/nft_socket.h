@@ -1,5 +1,6 @@
 // A netlink socket to nf_tables (NETLINK_NETFILTER), bound in the network namespace of the thread
-// that constructs it; it stays in that namespace for its whole life, whatever the thread does later.
+// that constructs it; it stays there for its whole life, whatever the thread does later. Not
+// thread-safe: one user at a time.
 #pragma once
 
 #include <linux/netlink.h>

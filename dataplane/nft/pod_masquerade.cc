@@ -75,6 +75,11 @@ std::optional<IpAddress> AddressFromKey(std::span<const uint8_t> key) {
   return std::nullopt;
 }
 
+std::optional<CniAttachment> Owner(nftnl_set_elem& elem) {
+  std::optional<std::string> comment = GetComment(elem);
+  return comment ? CniAttachment::FromComment(*comment) : std::nullopt;
+}
+
 std::string ElemChain(nftnl_set_elem& elem) {
   if (!nftnl_set_elem_is_set(&elem, NFTNL_SET_ELEM_CHAIN)) return {};
   const char* chain = nftnl_set_elem_get_str(&elem, NFTNL_SET_ELEM_CHAIN);
@@ -93,9 +98,7 @@ void DeleteElements(NftSocket& socket, Select&& select, std::string_view what,
       if (!map) continue;
       SetPtr doomed = MapRef(map_name);
       for (nftnl_set_elem* elem : SetElems(*map)) {
-        std::optional<std::string> comment = GetComment(*elem);
-        std::optional<CniAttachment> owner =
-            comment ? CniAttachment::FromComment(*comment) : std::nullopt;
+        std::optional<CniAttachment> owner = Owner(*elem);
         if (owner && select(*owner)) {
           nftnl_set_elem_add(doomed.get(), MakeSetElem(ElemKey(*elem)).release());
         }
@@ -155,12 +158,14 @@ size_t PodMasquerade::AppendSubnetChain(Batch& batch, std::string_view network,
                         .MatchAddress(/*source=*/false, multicast)
                         .Verdict(NFT_RETURN)
                         .Build());
-  batch.AppendRule(
-      *RuleBuilder(NFPROTO_INET, kTable, name).Masquerade().Comment(comment).Build());
+  batch.AppendRule(*RuleBuilder(NFPROTO_INET, kTable, name).Masquerade().Comment(comment).Build());
   return chain_index;
 }
 
 void PodMasquerade::EnsureBaseLayout() {
+  // Look before creating: a refused NLM_F_EXCL batch makes the kernel abort the transaction,
+  // which costs several milliseconds; a lookup costs one round trip.
+  if (GetChain(socket_, NFPROTO_INET, kTable, kBaseChain)) return;
   Batch batch;
   size_t table_index = AppendBaseLayout(batch);
   try {
@@ -171,7 +176,8 @@ void PodMasquerade::EnsureBaseLayout() {
 }
 
 void PodMasquerade::EnsureSubnetChain(std::string_view network, const IpPrefix& subnet) {
-  // Try the chain first: once the node has pods, the table exists and this is one round trip.
+  // Once the node has pods the chain exists: one lookup, no transaction (see EnsureBaseLayout).
+  if (GetChain(socket_, NFPROTO_INET, kTable, SubnetChainName(network, subnet))) return;
   for (int attempt = 1;; ++attempt) {
     Batch batch;
     size_t chain_index = AppendSubnetChain(batch, network, subnet);
@@ -195,10 +201,9 @@ void PodMasquerade::Add(const CniAttachment& attachment,
       throw std::invalid_argument("masquerade: " + a.ip.ToString() + " is not in the family of " +
                                   a.subnet.ToString());
     }
-    EnsureSubnetChain(attachment.network, a.subnet);
   }
-
-  Batch batch;
+  // Built first, so that a comment too long for the kernel fails before anything is created.
+  Batch elements;
   for (std::string_view map_name : {kMap4, kMap6}) {
     SetPtr map = MapRef(map_name);
     for (const MasqueradeAddress& a : addresses) {
@@ -207,13 +212,28 @@ void PodMasquerade::Add(const CniAttachment& attachment,
           map.get(),
           JumpElement(a.ip, SubnetChainName(attachment.network, a.subnet), comment).release());
     }
-    batch.AddSetElems(*map, IfExists::kFail, comment);
+    elements.AddSetElems(*map, IfExists::kFail, comment);
   }
+
+  std::set<IpPrefix> subnets;
+  for (const MasqueradeAddress& a : addresses) subnets.insert(a.subnet.Network());
+  for (const IpPrefix& subnet : subnets) EnsureSubnetChain(attachment.network, subnet);
+
   try {
-    batch.Send(socket_);
+    elements.Send(socket_);
+    return;
   } catch (const NftError& e) {
     if (e.error() != EEXIST) throw;
-    ReplaceElements(attachment, addresses);
+  }
+  // Some address already has an element. Read, compare, replace; a concurrent change between
+  // the read and the write makes the batch fail whole, and we read again.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      ReplaceElements(attachment, addresses);
+      return;
+    } catch (const NftError& e) {
+      if ((e.error() != EEXIST && e.error() != ENOENT) || attempt == kAttempts) throw;
+    }
   }
 }
 
@@ -244,7 +264,8 @@ void PodMasquerade::ReplaceElements(const CniAttachment& attachment,
 void PodMasquerade::Remove(const CniAttachment& attachment) {
   DeleteElements(
       socket_, [&](const CniAttachment& owner) { return owner == attachment; },
-      attachment.ToComment(), [&](Batch& batch) {
+      attachment.ToComment(),
+      [&](Batch& batch) {
         AppendReferenceMasqueradeRemoval(socket_, batch, attachment.network,
                                          attachment.container_id);
       });
@@ -262,9 +283,7 @@ std::vector<MasqueradeEntry> PodMasquerade::List(std::string_view network) {
     SetPtr map = ListSetElems(socket_, NFPROTO_INET, kTable, map_name);
     if (!map) continue;
     for (nftnl_set_elem* elem : SetElems(*map)) {
-      std::optional<std::string> comment = GetComment(*elem);
-      std::optional<CniAttachment> owner =
-          comment ? CniAttachment::FromComment(*comment) : std::nullopt;
+      std::optional<CniAttachment> owner = Owner(*elem);
       std::optional<IpAddress> ip = AddressFromKey(ElemKey(*elem));
       if (!owner || !ip) continue;
       if (!network.empty() && owner->network != network) continue;
@@ -279,10 +298,21 @@ void PodMasquerade::RemoveExcept(std::string_view network,
   DeleteElements(
       socket_,
       [&](const CniAttachment& owner) {
-        return owner.network == network &&
-               !keep.contains({owner.container_id, owner.ifname});
+        return owner.network == network && !keep.contains({owner.container_id, owner.ifname});
       },
       "garbage collection of network " + std::string(network));
+}
+
+void PodMasquerade::RemoveTableIfUnused() {
+  if (!GetChain(socket_, NFPROTO_INET, kTable, kBaseChain)) return;
+  if (!List("").empty()) return;
+  Batch batch;
+  batch.DeleteTable(*MakeTable(NFPROTO_INET, kTable));
+  try {
+    batch.Send(socket_);
+  } catch (const NftError& e) {
+    if (e.error() != ENOENT) throw;
+  }
 }
 
 }  // namespace sluice::nft

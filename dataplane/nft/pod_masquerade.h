@@ -27,8 +27,8 @@
 namespace sluice::nft {
 
 struct MasqueradeAddress {
-  IpAddress ip;    // the pod's address
-  IpPrefix subnet; // traffic to it (and to multicast) keeps the pod's source address
+  IpAddress ip;     // the pod's address
+  IpPrefix subnet;  // traffic to it (and to multicast) keeps the pod's source address
 };
 
 struct MasqueradeEntry {
@@ -57,6 +57,9 @@ class PodMasquerade {
   bool Has(const CniAttachment& attachment, const IpAddress& ip);
   // Elements of one network (all networks if `network` is empty).
   std::vector<MasqueradeEntry> List(std::string_view network);
+  // Deletes the whole table when no attachment of any network has an element left. Only safe
+  // with no ADD in flight, which the CNI runtime guarantees while it runs GC.
+  void RemoveTableIfUnused();
   // CNI GC: deletes the network's elements whose (container ID, ifname) is not in `keep`.
   void RemoveExcept(std::string_view network,
                     const std::set<std::pair<std::string, std::string>>& keep);

@@ -1,20 +1,18 @@
 // PodMasquerade in fresh network namespaces: the layout nft reads back, idempotence, races
 // between processes, DEL/GC, removal of the reference plugin's rules, and real packets.
-#include "dataplane/nft/pod_masquerade.h"
-
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "dataplane/nft/netns_testing.h"
 #include "dataplane/nft/nft_socket.h"
+#include "dataplane/nft/pod_masquerade.h"
 #include "dataplane/nft/reference_masquerade.h"
 
 namespace sluice::nft {
@@ -109,7 +107,8 @@ TEST(PodMasqueradeKernelTest, AddBuildsTheLayout) {
 
     // The same, as an operator reads it.
     std::string text = NftText();
-    EXPECT_TRUE(Contains(text, "type nat hook postrouting priority srcnat; policy accept;")) << text;
+    EXPECT_TRUE(Contains(text, "type nat hook postrouting priority srcnat; policy accept;"))
+        << text;
     EXPECT_TRUE(Contains(text, "ip saddr vmap @pods4")) << text;
     EXPECT_TRUE(Contains(text, "ip6 saddr vmap @pods6")) << text;
     EXPECT_TRUE(Contains(text, "comment \"net=mynet subnet=10.99.0.0/24\"")) << text;
@@ -264,14 +263,15 @@ TEST(PodMasqueradeKernelTest, RemoveDeletesTheReferencePluginsIptablesRules) {
     const std::string comment = "name: \"mynet\" id: \"" + kCid1 + "\"";
     for (const std::string& c : {chain, other}) {
       RunCommand({"iptables", "-t", "nat", "-N", c});
-      RunCommand({"iptables", "-t", "nat", "-A", c, "-d", "10.99.0.0/24", "-j", "ACCEPT", "-m", "comment",
-           "--comment", comment});
-      RunCommand({"iptables", "-t", "nat", "-A", c, "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE", "-m",
-           "comment", "--comment", comment});
+      RunCommand({"iptables", "-t", "nat", "-A", c, "-d", "10.99.0.0/24", "-j", "ACCEPT", "-m",
+                  "comment", "--comment", comment});
+      RunCommand({"iptables", "-t", "nat", "-A", c, "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE",
+                  "-m", "comment", "--comment", comment});
     }
     RunCommand({"iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.2", "-j", chain, "-m",
-         "comment", "--comment", comment});
-    RunCommand({"iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.2/24", "-j", chain});  // legacy
+                "comment", "--comment", comment});
+    RunCommand({"iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.2/24", "-j",
+                chain});  // legacy
     RunCommand({"iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "10.99.0.3", "-j", other});
     RunCommand({"iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "ACCEPT"});
     RunCommand({"ip6tables", "-t", "nat", "-N", chain});
@@ -309,9 +309,10 @@ TEST(PodMasqueradeKernelTest, MasqueradesRealTraffic) {
     Netns node = Netns::Current();
     Netns pod = Netns::Create();
     Netns outside = Netns::Create();
-    RunCommand({"ip", "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", pod.Path()});
+    RunCommand(
+        {"ip", "link", "add", "vpod", "type", "veth", "peer", "name", "eth0", "netns", pod.Path()});
     RunCommand({"ip", "link", "add", "vout", "type", "veth", "peer", "name", "eth0", "netns",
-         outside.Path()});
+                outside.Path()});
     RunCommand({"ip", "addr", "add", "10.99.0.1/24", "dev", "vpod"});
     RunCommand({"ip", "addr", "add", "192.0.2.1/24", "dev", "vout"});
     RunCommand({"ip", "link", "set", "vpod", "up"});

@@ -56,8 +56,8 @@ RuleBuilder& RuleBuilder::Compare(uint32_t sreg, uint32_t op, std::span<const ui
   return Add(std::move(e));
 }
 
-RuleBuilder& RuleBuilder::Lookup(uint32_t sreg, std::string_view set, bool set_dreg,
-                                 uint32_t dreg, bool invert) {
+RuleBuilder& RuleBuilder::Lookup(uint32_t sreg, std::string_view set, bool set_dreg, uint32_t dreg,
+                                 bool invert) {
   ExprPtr e = NewExprObject("lookup");
   nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SREG, sreg);
   if (set_dreg) nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_DREG, dreg);

@@ -33,7 +33,7 @@ REF_DIR = "/usr/lib/cni"
 NETNS_DIR = "/var/run/netns"
 RUN_ID = os.getpid() % 10000
 PREFIX = f"slc{RUN_ID}"  # netns "slc1234-node3", links "slc1234b7" (<= 15 chars)
-STATE_ROOT = "/tmp/sluice-e2e"  # <STATE_ROOT>/<PREFIX>/pid marks a live run for sweep()
+STATE_ROOT = "/tmp/sluice-e2e"  # <STATE_ROOT>/<PREFIX>/: the run's pid file and temp dirs
 SPEC_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 # Behaviour the Debian reference build (plugins v1.1.1, libcni v1.0.1) lacks.
@@ -217,7 +217,7 @@ def _delete_netns(name):
 
 
 def sweep(dry_run=False):
-    """Remove namespaces and state of earlier runs whose process is gone."""
+    """Remove namespaces and temp dirs of earlier runs whose process is gone (SIGKILL)."""
     removed = []
     if not os.path.isdir(STATE_ROOT):
         return removed
@@ -367,8 +367,8 @@ class Scope:
         return ns
 
     def tmpdir(self, tag="tmp"):
-        REGISTRY.mark_run()
-        d = tempfile.mkdtemp(prefix=f"{PREFIX}-{tag}-")
+        REGISTRY.mark_run()  # temp dirs live in the run's state dir, so sweep() finds them
+        d = tempfile.mkdtemp(prefix=f"{tag}-", dir=REGISTRY.state_dir)
         with REGISTRY.lock:
             REGISTRY.dirs.append(d)
         self._undo.append(lambda: shutil.rmtree(d, ignore_errors=True))
@@ -705,6 +705,18 @@ def result_iface(result, sandbox=True):
     if sandbox:
         return next((i for i in ifs if i.get("sandbox")), None)
     return [i for i in ifs if not i.get("sandbox")]
+
+
+def semantic_result(result):
+    """A result with empty values dropped, for comparing what two plugins serialise
+    (the reference always writes "dns": {}; others may omit it)."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if v not in ({}, [], "", None)}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+    return strip(result or {})
 
 
 def store_dir(data_dir, net_name):

@@ -1,9 +1,8 @@
-// The loopback plugin: brings "lo" up in the pod (ADD) and down again (DEL).
-#include <algorithm>
+#include "cni-plugins/loopback/loopback.h"
 
-#include "cni-plugins/skel/skel.h"
 #include "dataplane/netlink/netlink.h"
 
+namespace sluice::loopback {
 namespace {
 
 using sluice::cni::Error;
@@ -63,11 +62,13 @@ void Check(const sluice::cni::Request& req) {
 
 }  // namespace
 
-int main() {
-  sluice::cni::Plugin p;
+cni::Plugin MakePlugin() {
+  cni::Plugin p;
   p.about = "loopback plugin (Sluice)";
   p.add = Add;
   p.del = Del;
   p.check = Check;
-  return sluice::cni::Run(p);
+  return p;
 }
+
+}  // namespace sluice::loopback
