@@ -350,6 +350,43 @@ class BridgeKernelTest(CNITestCase):
             ct = net.node.run(["conntrack", "-L", "-s", p.ip(), "-p", "tcp"], check=False)
             self.assertIn(f"dst={UPLINK_NODE}", ct.stdout, f"no masqueraded entry: {ct.stdout}")
 
+    def test_hairpin_pod_reaches_itself_through_a_dnat_address(self):
+        """kube-proxy's hairpin case: with br_netfilter, a DNAT on the node turns a pod's
+        connection to a service address around to the pod itself, out of the bridge port it
+        came in on. Only hairpinMode lets that frame through; the control run without it
+        must fail."""
+        self.require_tool("socat", "ss", "nft", "sysctl")
+        if not os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
+            self.skipTest("kernel without br_netfilter")
+        vip = "10.96.0.10"
+        for hairpin in (True, False):
+            with self.subTest(hairpinMode=hairpin):
+                net = BridgeNet(self, isGateway=True, hairpinMode=hairpin,
+                                routes=[{"dst": "0.0.0.0/0"}])
+                net.node.run(["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"])
+                p = net.attach()
+                net.node.run(["nft", "-f", "-"], input=f"""
+table ip {PREFIX.replace('-', '_')}_hairpin {{
+  chain pre {{
+    type nat hook prerouting priority dstnat;
+    ip daddr {vip} tcp dport 80 dnat to {p.ip()}:8080
+  }}
+  chain post {{
+    type nat hook postrouting priority srcnat;
+    ct status dnat ip saddr {p.ip()} ip daddr {p.ip()} masquerade
+  }}
+}}
+""")
+                self.scope.popen(p.ns, ["socat", "TCP4-LISTEN:8080,reuseaddr,fork",
+                                        "SYSTEM:echo HAIRPIN-OK"])
+                self.assertTrue(wait_listening(p.ns, 8080), "socat server did not start")
+                r = p.ns.run(["socat", "-t", "2", "-T", "3", "-",
+                              f"TCP4:{vip}:80,connect-timeout=2"], check=False, input="")
+                if hairpin:
+                    self.assertIn("HAIRPIN-OK", r.stdout, f"no answer through the hairpin: {r.stderr!r}")
+                else:
+                    self.assertNotIn("HAIRPIN-OK", r.stdout, "control without hairpinMode got through")
+
     def test_without_ipMasq_outside_gets_no_answer_back(self):
         """Control for the test above: without masquerade the outside cannot answer."""
         net = BridgeNet(self, isGateway=True, ipMasq=False, routes=[{"dst": "0.0.0.0/0"}])
