@@ -17,12 +17,12 @@ echo "== sanitizer build (ASan+UBSan, clang)"
 echo "== sanitizer tests"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-sanitize --output-on-failure --timeout 900
-echo "== fuzzing (60 s per target)"
+echo "== fuzzing (45 s per target)"
 for f in build-sanitize/fuzz/*_fuzzer; do
   [ -x "$f" ] || continue
   corpus=$(mktemp -d)
   cp fuzz/corpus/"$(basename "$f")"/* "$corpus"/ 2>/dev/null || true
-  "$f" -max_total_time=60 -rss_limit_mb=2048 "$corpus" 2>&1 | tail -3
+  "$f" -max_total_time=45 -rss_limit_mb=2048 "$corpus" 2>&1 | tail -3
   rm -rf "$corpus"
 done
 echo "== all tests passed"

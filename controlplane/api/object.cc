@@ -1,0 +1,48 @@
+#include "controlplane/api/object.h"
+
+#include "controlplane/api/field_reader.h"
+
+namespace sluice::api {
+
+std::string_view ToString(Kind k) {
+  switch (k) {
+    case Kind::kService:
+      return "Service";
+    case Kind::kEndpointSlice:
+      return "EndpointSlice";
+    default:
+      return "Node";
+  }
+}
+
+Kind KindOf(const Object& o) { return static_cast<Kind>(o.index()); }
+
+const ObjectMeta& MetaOf(const Object& o) {
+  return std::visit([](const auto& v) -> const ObjectMeta& { return v.metadata; }, o);
+}
+
+Object ParseObject(const nlohmann::json& object) {
+  FieldReader r("", ObjectIdentity(object));
+  if (!object.is_object())
+    r.Fail("", "expected a JSON object, got " + FieldReader::Describe(object));
+  const std::string* kind = r.String(object, "kind");
+  if (!kind || kind->empty()) r.Fail("kind", "required");
+  if (*kind == "Service") return ParseService(object);
+  if (*kind == "EndpointSlice") return ParseEndpointSlice(object);
+  if (*kind == "Node") return ParseNode(object);
+  if (*kind == "Status") {
+    Status s = ParseStatus(object);
+    throw ParseError("", "", "", "got a Status instead of an object: " + s.Summary())
+        .WithStatus(std::move(s));
+  }
+  r.Fail("kind",
+         "unsupported " + FieldReader::Quote(*kind) + " (want Service, EndpointSlice or Node)");
+}
+
+Object ParseObjectText(std::string_view text) { return ParseObject(ParseJsonText(text)); }
+
+void Validate(const Object& o) {
+  std::visit([](const auto& v) { Validate(v); }, o);
+}
+
+}  // namespace sluice::api

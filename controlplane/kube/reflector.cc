@@ -1,0 +1,379 @@
+#include "controlplane/kube/reflector.h"
+
+#include <condition_variable>
+#include <random>
+
+#include "common/log.h"
+#include "controlplane/kube/errors.h"
+#include "controlplane/kube/line_splitter.h"
+#include "controlplane/kube/watch_event.h"
+#include "controlplane/kube/watch_session.h"
+
+namespace sluice::kube {
+
+namespace {
+
+using Json = nlohmann::json;
+using std::chrono::steady_clock;
+
+// Waits d, or less if stop is requested. False when stopped.
+bool SleepFor(std::chrono::milliseconds d, const std::stop_token& stop) {
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lock(m);
+  cv.wait_for(lock, stop, d, [] { return false; });
+  return !stop.stop_requested();
+}
+
+std::string Ms(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+// Statuses that say "this server does not do watch-list", as opposed to "try again".
+bool RefusesWatchList(long status) {
+  return status == 400 || status == 403 || status == 404 || status == 405 || status == 406 ||
+         status == 415 || status == 422 || status == 501;
+}
+
+}  // namespace
+
+Reflector::Reflector(ApiConnection connection, ReflectorOptions options, ReflectorSink& sink)
+    : connection_(std::move(connection)),
+      options_(std::move(options)),
+      sink_(*this, sink),
+      client_(std::make_unique<HttpClient>(connection_)),
+      backoff_(options_.backoff) {}
+
+Reflector::~Reflector() = default;
+
+void Reflector::VersionedSink::Replace(std::vector<Json> items, const std::string& rv) {
+  reflector_.SetResourceVersion(rv);
+  sink_.Replace(std::move(items), rv);
+}
+
+void Reflector::VersionedSink::Upsert(Json object) {
+  reflector_.SetResourceVersion(ObjectResourceVersion(object));
+  sink_.Upsert(std::move(object));
+}
+
+void Reflector::VersionedSink::Delete(Json object) {
+  reflector_.SetResourceVersion(ObjectResourceVersion(object));
+  sink_.Delete(std::move(object));
+}
+
+std::string Reflector::last_sync_resource_version() const {
+  std::lock_guard lock(mu_);
+  return last_sync_rv_;
+}
+
+void Reflector::SetResourceVersion(const std::string& rv) {
+  std::lock_guard lock(mu_);
+  last_sync_rv_ = rv;
+}
+
+std::string Reflector::Describe() const {
+  std::string out(options_.resource.name());
+  if (!options_.field_selector.empty()) out += "[" + options_.field_selector + "]";
+  return out;
+}
+
+QueryParams Reflector::SelectorParams() const {
+  QueryParams q;
+  if (!options_.label_selector.empty()) q["labelSelector"] = options_.label_selector;
+  if (!options_.field_selector.empty()) q["fieldSelector"] = options_.field_selector;
+  return q;
+}
+
+void Reflector::Run(std::stop_token stop) {
+  Next next = Next::kRelist;
+  while (!stop.stop_requested()) {
+    if (next == Next::kRelistAfterBackoff || next == Next::kRewatchAfterBackoff) {
+      if (!SleepFor(backoff_.Next(), stop)) return;
+    }
+    try {
+      if (next == Next::kRelist || next == Next::kRelistAfterBackoff) {
+        bool listed = false;
+        if (options_.use_watch_list && !watch_list_refused_) {
+          bool refused = false;
+          next = Watch(stop, WatchMode::kWatchList, &refused);
+          listed = !refused;
+        }
+        if (listed) continue;
+        List(stop);
+      }
+      next = Watch(stop, WatchMode::kWatch, nullptr);
+    } catch (const Cancelled&) {
+      return;
+    } catch (const std::exception& e) {
+      // Only List throws here (Watch maps its failures to what to do next).
+      SLOG_WARN << Describe() << ": " << e.what() << "; listing again after a backoff";
+      next = Next::kRelistAfterBackoff;
+    }
+  }
+}
+
+void Reflector::List(std::stop_token stop) {
+  std::string last = last_sync_resource_version();
+  // "0" first (any state, may come from the watch cache); afterwards the last synced RV
+  // ("not older than"); "" (a consistent read) when that RV turned out to be unusable.
+  std::string rv = resource_version_unavailable_ ? "" : (last.empty() ? "0" : last);
+  // An RV other than "0" with a limit would force the server to read etcd: paginate only the
+  // first list, or when the server has shown it paginates anyway (client-go does the same).
+  bool paginate = options_.page_size > 0 && (paginated_result_ || rv == "0" || rv.empty());
+  std::string list_rv;
+  std::vector<Json> items;
+  try {
+    items = ListPages(stop, rv, paginate, &list_rv);
+  } catch (const ApiError& e) {
+    if (rv.empty() || !(e.status().IsExpired() || e.status().IsTooLargeResourceVersion())) {
+      throw;
+    }
+    SLOG_WARN << Describe() << ": LIST at resourceVersion " << rv << ": " << e.status().Summary()
+              << "; listing the current state instead";
+    resource_version_unavailable_ = true;
+    items = ListPages(stop, "", options_.page_size > 0, &list_rv);
+  }
+  resource_version_unavailable_ = false;
+  SLOG_INFO << Describe() << ": listed " << items.size() << " at resourceVersion " << list_rv;
+  sink_.Replace(std::move(items), list_rv);
+}
+
+std::vector<Json> Reflector::ListPages(std::stop_token stop, const std::string& rv, bool paginate,
+                                       std::string* list_rv) {
+  const QueryParams base = SelectorParams();
+  QueryParams q = base;
+  if (paginate) q["limit"] = std::to_string(options_.page_size);
+  if (!rv.empty()) q["resourceVersion"] = rv;
+  std::vector<Json> items;
+  const std::string list_kind = options_.resource.kind + "List";
+  for (int page = 1;; ++page) {
+    std::string path = options_.resource.path + (q.empty() ? "" : "?" + EncodeQuery(q));
+    std::string url = client_->Url(path);
+    HttpResponse resp = client_->Get(path, options_.request_timeout, stop);
+    if (!resp.ok()) {
+      ApiStatus st = StatusFromBody(resp.body, resp.status);
+      if (page > 1 && st.IsExpired()) {
+        // The snapshot the continue token points into was compacted away. Pages already read
+        // belong to it, so start over: one unpaginated request at the same RV (client-go's pager).
+        SLOG_WARN << Describe() << ": LIST " << url << ": continue token expired after "
+                  << items.size() << " objects (" << st.Summary()
+                  << "); listing again in one request";
+        return ListPages(stop, rv, /*paginate=*/false, list_rv);
+      }
+      throw ApiError("LIST " + url + ": " + st.Summary(), url, st);
+    }
+    Json doc = Json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+    if (!doc.is_object()) throw Error("LIST " + url + ": response is not a JSON object");
+    auto kind = doc.find("kind");
+    if (kind != doc.end() && kind->is_string() && *kind != list_kind) {
+      if (*kind == "Status") {
+        throw Error("LIST " + url + ": HTTP " + std::to_string(resp.status) +
+                    " with a Status instead of a " + list_kind + ": " +
+                    StatusFromJson(doc, 0).Summary());
+      }
+      throw Error("LIST " + url + ": kind \"" + kind->get<std::string>() + "\", want " + list_kind);
+    }
+    auto md = doc.find("metadata");
+    std::string page_rv, next;
+    if (md != doc.end() && md->is_object()) {
+      if (auto it = md->find("resourceVersion"); it != md->end() && it->is_string()) {
+        page_rv = it->get<std::string>();
+      }
+      if (auto it = md->find("continue"); it != md->end() && it->is_string()) {
+        next = it->get<std::string>();
+      }
+    }
+    if (page_rv.empty()) throw Error("LIST " + url + ": list has no metadata.resourceVersion");
+    auto list = doc.find("items");
+    if (list != doc.end() && !list->is_null() && !list->is_array()) {
+      throw Error("LIST " + url + ": items is not a list");
+    }
+    if (list != doc.end() && list->is_array()) {
+      for (size_t i = 0; i < list->size(); ++i) {
+        Json& item = (*list)[i];
+        if (!item.is_object() || ObjectKey(item).empty()) {
+          throw Error("LIST " + url + ": items[" + std::to_string(i) + "] has no metadata.name");
+        }
+        items.push_back(std::move(item));
+      }
+    }
+    *list_rv = page_rv;
+    if (next.empty()) return items;
+    if (rv == "0" || rv.empty()) paginated_result_ = true;
+    q = base;
+    q["continue"] = next;
+    q["limit"] = std::to_string(options_.page_size > 0 ? options_.page_size : 500);
+  }
+}
+
+Reflector::Next Reflector::Watch(std::stop_token stop, WatchMode mode, bool* refused) {
+  const bool watch_list = mode == WatchMode::kWatchList;
+  std::string rv = last_sync_resource_version();
+  if (watch_list && resource_version_unavailable_) rv.clear();
+
+  int64_t min_s = std::max<int64_t>(1, options_.min_watch_timeout.count());
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::chrono::seconds timeout(std::uniform_int_distribution<int64_t>(min_s, 2 * min_s - 1)(rng));
+
+  QueryParams q = SelectorParams();
+  q["allowWatchBookmarks"] = "true";
+  q["watch"] = "true";
+  q["timeoutSeconds"] = std::to_string(timeout.count());
+  q["timeout"] = GoDuration(timeout);
+  if (!rv.empty()) q["resourceVersion"] = rv;
+  if (watch_list) {
+    q["sendInitialEvents"] = "true";
+    q["resourceVersionMatch"] = "NotOlderThan";
+  }
+  const std::string path = options_.resource.path + "?" + EncodeQuery(q);
+  const std::string what = Describe() + (watch_list ? ": watch-list" : ": watch") +
+                           (rv.empty() ? "" : " from resourceVersion " + rv);
+
+  WatchSession session(options_.resource, sink_, rv, watch_list);
+  LineSplitter splitter;
+  WatchSession::Outcome outcome = WatchSession::Outcome::kContinue;
+  bool too_long = false;
+  bool initial_events_timed_out = false;
+  const auto start = steady_clock::now();
+  auto last_warning = start;
+
+  auto on_line = [&](std::string_view line) {
+    outcome = session.OnLine(line);
+    if (!session.waiting_for_initial_events()) SetResourceVersion(session.resource_version());
+    return outcome == WatchSession::Outcome::kContinue;
+  };
+  std::function<bool(std::string_view)> on_chunk = [&](std::string_view data) {
+    LineSplitter::Result r = splitter.Feed(data, on_line);
+    if (r == LineSplitter::Result::kTooLong) too_long = true;
+    return r == LineSplitter::Result::kOk;
+  };
+  std::function<bool()> on_tick;
+  if (watch_list) {
+    on_tick = [&] {
+      if (!session.waiting_for_initial_events()) return true;
+      auto now = steady_clock::now();
+      if (now - start >= options_.initial_events_timeout) {
+        initial_events_timed_out = true;
+        return false;
+      }
+      if (now - last_warning >= std::chrono::seconds(10)) {
+        last_warning = now;
+        SLOG_WARN << what << ": still waiting for the initial events to end ("
+                  << session.initial_objects() << " objects so far)";
+      }
+      return true;
+    };
+  }
+
+  // A watch-list that fails before its initial events are complete listed nothing: fall back to
+  // LIST for this round (and for good when the server says it does not do watch-list).
+  auto fall_back = [&](const std::string& why, bool for_good) {
+    *refused = true;
+    if (for_good) watch_list_refused_ = true;
+    SLOG_WARN << what << ": " << why << "; using LIST+WATCH" << (for_good ? "" : " this time");
+    return Next::kRelist;
+  };
+
+  HttpResponse resp;
+  try {
+    resp = client_->Stream(path, timeout + std::chrono::seconds(30), stop, on_chunk, on_tick);
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const TransportError& e) {
+    if (watch_list && session.waiting_for_initial_events()) return fall_back(e.what(), false);
+    if (session.events() > 0 || !splitter.pending().empty()) {
+      SLOG_WARN << what << ": stream broke after " << session.events()
+                << " events (resume from resourceVersion " << session.resource_version()
+                << "): " << e.what() << "; watching again";
+    } else {
+      SLOG_WARN << what << ": " << e.what() << "; watching again after a backoff";
+    }
+    return Next::kRewatchAfterBackoff;
+  } catch (const CredentialError& e) {
+    SLOG_ERROR << what << ": no credentials: " << e.what();
+    if (watch_list && session.waiting_for_initial_events()) return fall_back(e.what(), false);
+    return Next::kRewatchAfterBackoff;
+  } catch (const std::exception& e) {
+    SLOG_ERROR << what << ": " << e.what() << "; listing again";
+    if (watch_list && session.waiting_for_initial_events()) return fall_back(e.what(), false);
+    return Next::kRelistAfterBackoff;
+  }
+
+  if (!resp.ok()) {
+    ApiStatus st = StatusFromBody(resp.body, resp.status);
+    std::string url = client_->Url(path);
+    if (watch_list) {
+      return fall_back("HTTP " + std::to_string(resp.status) + " (" + st.Summary() + ")",
+                       RefusesWatchList(resp.status));
+    }
+    if (st.IsExpired()) {
+      SLOG_INFO << what << ": " << st.Summary() << "; listing again";
+      return Next::kRelistAfterBackoff;
+    }
+    if (resp.status == 429 || resp.status >= 500 || resp.status == 401) {
+      SLOG_WARN << what << ": GET " << url << ": HTTP " << resp.status << " (" << st.Summary()
+                << "); watching again after a backoff";
+      return Next::kRewatchAfterBackoff;
+    }
+    SLOG_WARN << what << ": GET " << url << ": HTTP " << resp.status << " (" << st.Summary()
+              << "); listing again after a backoff";
+    return Next::kRelistAfterBackoff;
+  }
+
+  if (initial_events_timed_out) {
+    return fall_back("no initial-events-end bookmark within " +
+                         std::to_string(options_.initial_events_timeout.count()) +
+                         " s (the server seems to ignore sendInitialEvents)",
+                     true);
+  }
+  if (too_long) {
+    SLOG_ERROR << what << ": an event line exceeds " << (LineSplitter::kDefaultMaxLine >> 20)
+               << " MiB; listing again";
+    if (watch_list && session.waiting_for_initial_events())
+      return fall_back("line too long", false);
+    return Next::kRelistAfterBackoff;
+  }
+  switch (outcome) {
+    case WatchSession::Outcome::kExpired:
+      if (watch_list && session.waiting_for_initial_events()) {
+        return fall_back(session.problem(), false);
+      }
+      SLOG_INFO << what << ": " << session.problem() << "; listing again";
+      return Next::kRelistAfterBackoff;
+    case WatchSession::Outcome::kError:
+      if (watch_list && session.waiting_for_initial_events()) {
+        return fall_back(session.problem(), false);
+      }
+      SLOG_WARN << what << ": ERROR event " << session.problem() << "; listing again";
+      return Next::kRelistAfterBackoff;
+    case WatchSession::Outcome::kMalformed:
+      if (watch_list && session.waiting_for_initial_events()) {
+        return fall_back(session.problem(), false);
+      }
+      SLOG_WARN << what << ": " << session.problem() << " (after resourceVersion "
+                << session.resource_version() << "); listing again";
+      return Next::kRelistAfterBackoff;
+    case WatchSession::Outcome::kContinue:
+      break;
+  }
+  if (watch_list && session.waiting_for_initial_events()) {
+    return fall_back("the stream ended before its initial events did", false);
+  }
+  if (!splitter.pending().empty()) {
+    SLOG_WARN << what << ": stream ended inside an event (" << splitter.pending().size()
+              << " bytes of a truncated line) after resourceVersion " << session.resource_version()
+              << "; watching again";
+    return Next::kRewatchAfterBackoff;
+  }
+  auto lasted = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - start);
+  if (session.events() == 0 && lasted < std::chrono::seconds(1)) {
+    SLOG_WARN << what << ": very short watch (ended after " << Ms(lasted)
+              << " with no events); listing again";
+    return Next::kRelistAfterBackoff;
+  }
+  return Next::kRewatch;  // the server's timeout: an ordinary end
+}
+
+}  // namespace sluice::kube

@@ -1,0 +1,147 @@
+#include "controlplane/kube/watch_session.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "controlplane/kube/watch_event.h"
+
+namespace sluice::kube {
+namespace {
+
+std::string ReadTestdata(const std::string& name) {
+  std::ifstream in(std::string(KUBE_TESTDATA) + "/" + name);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+// Records what a reflector would do to the store.
+struct RecordingSink : ReflectorSink {
+  std::vector<std::string> calls;
+  void Replace(std::vector<nlohmann::json> items, const std::string& rv) override {
+    std::string s = "replace@" + rv + ":";
+    for (const auto& i : items) s += " " + ObjectKey(i);
+    calls.push_back(s);
+  }
+  void Upsert(nlohmann::json o) override {
+    calls.push_back("upsert " + ObjectKey(o) + "@" + ObjectResourceVersion(o));
+  }
+  void Delete(nlohmann::json o) override {
+    calls.push_back("delete " + ObjectKey(o) + "@" + ObjectResourceVersion(o));
+  }
+};
+
+TEST(WatchSessionTest, ServicesStreamInOrderWithBookmark) {
+  RecordingSink sink;
+  WatchSession s(ServicesResource(), sink, "10300", false);
+  std::vector<std::string> rvs;
+  for (const auto& line : Lines(ReadTestdata("watch-stream-services.ndjson"))) {
+    ASSERT_EQ(s.OnLine(line), WatchSession::Outcome::kContinue);
+    rvs.push_back(s.resource_version());
+  }
+  EXPECT_EQ(sink.calls, (std::vector<std::string>{
+                            "upsert default/nodeport@10301", "upsert default/loadbalancer@10377",
+                            "upsert default/nodeport@10390", "delete default/loadbalancer@10405"}));
+  // The bookmark advanced the resume point without touching the store.
+  EXPECT_EQ(rvs, (std::vector<std::string>{"10301", "10377", "10390", "10402", "10405"}));
+  EXPECT_EQ(s.events(), 5u);
+}
+
+TEST(WatchSessionTest, WatchListCollectsInitialEventsUntilTheAnnotatedBookmark) {
+  RecordingSink sink;
+  WatchSession s(EndpointSlicesResource(), sink, "", true);
+  auto lines = Lines(ReadTestdata("watch-stream-endpointslices-watchlist.ndjson"));
+  ASSERT_EQ(lines.size(), 5u);
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(s.OnLine(lines[i]), WatchSession::Outcome::kContinue);
+    EXPECT_TRUE(s.waiting_for_initial_events());
+    EXPECT_EQ(s.resource_version(), "");  // items' own RVs are no resume point
+  }
+  EXPECT_TRUE(sink.calls.empty());
+  ASSERT_EQ(s.OnLine(lines[3]), WatchSession::Outcome::kContinue);
+  EXPECT_FALSE(s.waiting_for_initial_events());
+  EXPECT_EQ(s.resource_version(), "10950");
+  ASSERT_EQ(s.OnLine(lines[4]), WatchSession::Outcome::kContinue);
+  EXPECT_EQ(
+      sink.calls,
+      (std::vector<std::string>{
+          "replace@10950: default/example-abc default/example-hints default/nginx-service-6tjbr",
+          "upsert default/nginx-service-6tjbr@10960"}));
+}
+
+TEST(WatchSessionTest, ErrorEvent410IsExpired) {
+  RecordingSink sink;
+  WatchSession s(ServicesResource(), sink, "1", false);
+  EXPECT_EQ(s.OnLine(ReadTestdata("watch-event-error-410-expired.json")),
+            WatchSession::Outcome::kExpired);
+  ASSERT_TRUE(s.status());
+  EXPECT_EQ(s.status()->code, 410);
+  EXPECT_EQ(s.problem(), "410 Expired: too old resource version: 657887 (680402)");
+  // Nothing after the session ended counts.
+  EXPECT_EQ(
+      s.OnLine(R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"9"}}})"),
+      WatchSession::Outcome::kExpired);
+  EXPECT_TRUE(sink.calls.empty());
+  EXPECT_EQ(s.resource_version(), "1");
+}
+
+TEST(WatchSessionTest, OtherErrorEvent) {
+  RecordingSink sink;
+  WatchSession s(ServicesResource(), sink, "1", false);
+  EXPECT_EQ(
+      s.OnLine(
+          R"({"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError","message":"boom"}})"),
+      WatchSession::Outcome::kError);
+  EXPECT_EQ(s.problem(), "500 InternalError: boom");
+}
+
+struct BadLine {
+  const char* line;
+  const char* problem;  // a part of the message
+};
+
+class WatchSessionBadLineTest : public ::testing::TestWithParam<BadLine> {};
+
+TEST_P(WatchSessionBadLineTest, IsMalformedAndLeavesStateAlone) {
+  RecordingSink sink;
+  WatchSession s(ServicesResource(), sink, "7", false);
+  EXPECT_EQ(s.OnLine(GetParam().line), WatchSession::Outcome::kMalformed);
+  EXPECT_NE(s.problem().find(GetParam().problem), std::string::npos) << s.problem();
+  EXPECT_TRUE(sink.calls.empty());
+  EXPECT_EQ(s.resource_version(), "7");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Lines, WatchSessionBadLineTest,
+    ::testing::Values(
+        BadLine{R"({"type":"ADDED","object":{"kind":"Service","metadata":{"name":"a")",
+                "malformed JSON"},
+        BadLine{"[1,2]", "not a JSON object"}, BadLine{R"({"object":{}})", "no type"},
+        BadLine{R"({"type":"SYNC","object":{}})", "unknown event type \"SYNC\""},
+        BadLine{R"({"type":"ADDED"})", "ADDED event has no object"},
+        BadLine{
+            R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"p","namespace":"d","resourceVersion":"8"}}})",
+            "Service d/p rv=8: ADDED event of unexpected kind \"Pod\" in a watch of services"},
+        BadLine{
+            R"({"type":"MODIFIED","object":{"kind":"Status","status":"Failure","code":500,"reason":"InternalError","message":"etcd down"}})",
+            "MODIFIED event carries a Status where a Service was expected: 500 InternalError: etcd "
+            "down"},
+        BadLine{R"({"type":"ADDED","object":{"metadata":{"name":"a"}}})",
+                "no metadata.resourceVersion"},
+        BadLine{R"({"type":"DELETED","object":{"metadata":{"resourceVersion":"9"}}})",
+                "no metadata.name"},
+        BadLine{R"({"type":"BOOKMARK","object":{"metadata":{}}})", "no metadata.resourceVersion"}));
+
+}  // namespace
+}  // namespace sluice::kube
