@@ -1,7 +1,8 @@
 // libFuzzer target: Kubernetes API JSON through the controlplane/api parsers (objects, lists, watch
-// events, Status, the watch stream framer) and validation. Any input must end in a value or an
-// api::ParseError / api::ValidationError, never another exception, a crash, a leak or undefined
-// behaviour.
+// events typed and raw, Status, the watch stream framer) and validation. Any input must end in a
+// value or an api::ParseError / api::ValidationError, never another exception, a crash, a leak or
+// undefined behaviour. The lenient Status reader (HTTP error bodies) must not throw at all, and the
+// raw envelope must accept whatever the typed parser accepts (they share it).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include "controlplane/api/field_reader.h"
 #include "controlplane/api/object.h"
 #include "controlplane/api/object_list.h"
+#include "controlplane/api/object_meta.h"
 #include "controlplane/api/status.h"
 #include "controlplane/api/watch_event.h"
 #include "controlplane/api/watch_stream_framer.h"
@@ -40,8 +42,11 @@ void Event(std::string_view text) {
   for (std::optional<api::Kind> kind :
        {std::optional<api::Kind>(), std::optional(api::Kind::kService),
         std::optional(api::Kind::kEndpointSlice), std::optional(api::Kind::kNode)}) {
+    std::string_view kind_name = kind ? api::ToString(*kind) : "";
+    bool typed_ok = false;
     Expecting([&] {
       auto ev = api::ParseWatchEventText(text, kind);
+      typed_ok = true;
       if (ev.type == api::WatchEventType::kBookmark) {
         if (ev.bookmark().resource_version.empty()) __builtin_trap();
       } else if (ev.type != api::WatchEventType::kError) {
@@ -49,6 +54,19 @@ void Event(std::string_view text) {
         api::Validate(ev.object());
       }
     });
+    bool raw_ok = false;
+    Expecting([&] {
+      auto ev = api::ParseRawWatchEventText(text, kind_name);
+      raw_ok = true;
+      if (ev.type == api::WatchEventType::kBookmark) {
+        if (ev.bookmark().resource_version.empty()) __builtin_trap();
+      } else if (ev.type != api::WatchEventType::kError) {
+        if (!ev.object().is_object()) __builtin_trap();
+        (void)api::ObjectKey(ev.object());
+        (void)api::ObjectResourceVersion(ev.object());
+      }
+    });
+    if (typed_ok && !raw_ok) __builtin_trap();
   }
 }
 
@@ -71,6 +89,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Expecting([&] { CheckList(api::ParseNodeList(*doc)); });
     Expecting([&] { (void)api::ParseStatus(*doc).Summary(); });
     Event(text);
+  }
+  for (int http_status : {0, 410, 504}) {
+    api::Status st = api::StatusFromBody(text, http_status);  // throws nothing
+    (void)st.Summary();
+    (void)st.IsExpired();
+    (void)st.IsTooLargeResourceVersion();
   }
 
   // The input as a watch stream, cut into chunks whose sizes come from the input itself.

@@ -1,41 +1,45 @@
-// A watch response body, cut into chunks at fuzzer-chosen points, through the line splitter and the
-// watch session (event decoding and dispatch) into a store, in plain and watch-list mode. Checks
-// that the session stops at its first bad line and that the store only changes through it.
+// A watch response body, cut into chunks at fuzzer-chosen points, through the watch session (the
+// stream framer, envelope decoding and dispatch) into a store, in plain and watch-list mode. Checks
+// that the session stops at its first bad event and that the store only changes through it.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
-#include "controlplane/kube/line_splitter.h"
+#include "controlplane/api/object_meta.h"
 #include "controlplane/kube/store.h"
-#include "controlplane/kube/watch_event.h"
 #include "controlplane/kube/watch_session.h"
 
 namespace {
 
-using sluice::kube::ObjectKey;
-using sluice::kube::ObjectResourceVersion;
+using sluice::api::ObjectKey;
+using sluice::api::ObjectResourceVersion;
+using Outcome = sluice::kube::WatchSession::Outcome;
 
 struct StoreSink : sluice::kube::ReflectorSink {
   sluice::kube::Store<nlohmann::json> store;
+  bool ended = false;  // set once the session reported anything but kContinue
   void Replace(std::vector<nlohmann::json> items, const std::string&) override {
+    if (ended) std::abort();
     std::vector<sluice::kube::Store<nlohmann::json>::Item> typed;
     for (auto& i : items) {
       std::string key = ObjectKey(i);
       std::string rv = ObjectResourceVersion(i);
-      if (key.empty() || rv.empty()) std::abort();  // the decoder lets no such object through
+      if (key.empty() || rv.empty()) std::abort();  // the session lets no such object through
       typed.push_back({key, rv, std::make_shared<const nlohmann::json>(std::move(i))});
     }
     store.Replace(std::move(typed));
   }
   void Upsert(nlohmann::json o) override {
+    if (ended) std::abort();
     std::string key = ObjectKey(o);
     std::string rv = ObjectResourceVersion(o);
     if (key.empty() || rv.empty()) std::abort();
     store.Upsert({key, rv, std::make_shared<const nlohmann::json>(std::move(o))});
   }
   void Delete(nlohmann::json o) override {
+    if (ended) std::abort();
     if (ObjectKey(o).empty()) std::abort();
     store.Delete(ObjectKey(o));
   }
@@ -43,23 +47,24 @@ struct StoreSink : sluice::kube::ReflectorSink {
 
 void Run(std::string_view body, std::string_view cuts, bool watch_list) {
   StoreSink sink;
-  sluice::kube::WatchSession session(sluice::kube::ServicesResource(), sink, "1", watch_list);
-  sluice::kube::LineSplitter splitter(1 << 16);
-  bool ended = false;
-  auto on_line = [&](std::string_view line) {
-    if (ended) std::abort();  // the reflector stops feeding after the first non-continue
-    ended = session.OnLine(line) != sluice::kube::WatchSession::Outcome::kContinue;
-    return !ended;
+  sluice::kube::WatchSession session(sluice::kube::ServicesResource(), sink, "1", watch_list,
+                                     1 << 16);
+  auto feed = [&](std::string_view data) {
+    Outcome o = session.OnData(data);
+    if (o == Outcome::kContinue) return true;
+    sink.ended = true;  // the reflector stops feeding here; the session must ignore the rest
+    if (session.problem().empty()) std::abort();
+    if (session.OnData(data) != o) std::abort();
+    return false;
   };
   size_t pos = 0;
   for (unsigned char c : cuts) {
     if (pos >= body.size()) break;
     size_t n = std::min<size_t>(c + 1, body.size() - pos);
-    if (splitter.Feed(body.substr(pos, n), on_line) != sluice::kube::LineSplitter::Result::kOk)
-      return;
+    if (!feed(body.substr(pos, n))) return;
     pos += n;
   }
-  if (pos < body.size()) splitter.Feed(body.substr(pos), on_line);
+  if (pos < body.size() && !feed(body.substr(pos))) return;
   if (session.resource_version().empty()) std::abort();
 }
 

@@ -25,6 +25,14 @@ std::optional<std::string_view> ObjectMeta::Annotation(std::string_view key) con
 
 namespace {
 
+const std::string* MetadataString(const nlohmann::json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return nullptr;
+  auto it = meta->find(key);
+  return it != meta->end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+}
+
 bool Digits(std::string_view s, size_t pos, size_t n, int& out) {
   if (pos + n > s.size()) return false;
   out = 0;
@@ -36,6 +44,18 @@ bool Digits(std::string_view s, size_t pos, size_t n, int& out) {
 }
 
 }  // namespace
+
+std::string ObjectKey(const nlohmann::json& object) {
+  const std::string* name = MetadataString(object, "name");
+  if (!name || name->empty()) return "";
+  const std::string* ns = MetadataString(object, "namespace");
+  return ns && !ns->empty() ? *ns + "/" + *name : *name;
+}
+
+std::string ObjectResourceVersion(const nlohmann::json& object) {
+  const std::string* rv = MetadataString(object, "resourceVersion");
+  return rv ? *rv : "";
+}
 
 std::optional<Timestamp> ParseTimestamp(std::string_view s) {
   // 2006-01-02T15:04:05[.999999999](Z|+07:00)

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,12 @@ struct ObjectMeta {
 
   bool operator==(const ObjectMeta&) const = default;
 };
+
+// The same identity read from an object still in JSON (a reflector keeps objects as sent until
+// its codec parses them): "namespace/name" or "name", "" when metadata.name is not a string.
+std::string ObjectKey(const nlohmann::json& object);
+// metadata.resourceVersion, "" when it is not a string.
+std::string ObjectResourceVersion(const nlohmann::json& object);
 
 // RFC 3339 ("2024-05-01T10:30:00Z", "2024-05-01T12:30:00.5+02:00"); fractions are dropped.
 std::optional<Timestamp> ParseTimestamp(std::string_view text);

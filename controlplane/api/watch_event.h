@@ -28,25 +28,41 @@ struct Bookmark {
 
 inline constexpr std::string_view kInitialEventsEndAnnotation = "k8s.io/initial-events-end";
 
-struct WatchEvent {
+// T is the object of ADDED, MODIFIED and DELETED: a typed Object (WatchEvent), or the JSON as sent
+// (RawWatchEvent) for a client that hands it to a codec of its own (controlplane/kube's reflector).
+template <typename T>
+struct BasicWatchEvent {
   WatchEventType type = WatchEventType::kAdded;
-  // ADDED, MODIFIED, DELETED: Object (DELETED carries the last state with the deletion's
+  // ADDED, MODIFIED, DELETED: T (DELETED carries the last state with the deletion's
   // resourceVersion); BOOKMARK: Bookmark; ERROR: Status (e.g. 410 Expired: relist).
-  std::variant<Object, Bookmark, Status> payload;
+  std::variant<T, Bookmark, Status> payload;
 
-  const Object& object() const { return std::get<Object>(payload); }
+  const T& object() const { return std::get<T>(payload); }
+  T& object() { return std::get<T>(payload); }
   const Bookmark& bookmark() const { return std::get<Bookmark>(payload); }
   const Status& status() const { return std::get<Status>(payload); }
 
-  bool operator==(const WatchEvent&) const = default;
+  bool operator==(const BasicWatchEvent&) const = default;
 };
 
-// `expected`: the kind the watch was opened for. Objects may then omit their kind, and an object of
-// another kind is an error. Without it, every object must say its kind. An unknown event type, a
-// missing object, or a BOOKMARK without resourceVersion is a ParseError ("watch event ADDED: ...").
+using WatchEvent = BasicWatchEvent<Object>;
+using RawWatchEvent = BasicWatchEvent<nlohmann::json>;  // needs <nlohmann/json.hpp> to use
+
+// Both parsers check the envelope the same way, and throw ParseError ("watch event ADDED: ..."):
+// an event that is not an object, an unknown or missing type, a missing object, a BOOKMARK without
+// resourceVersion, an ERROR whose object is not a Status (ParseStatus, strict), an object of
+// another kind than the expected one when it says its kind, and a Status as the object of a
+// non-ERROR event (the error carries it).
+//
+// `expected`: the kind the watch was opened for. Objects may then omit their kind. Without it,
+// every object must say its kind. The object is parsed and its apiVersion checked.
 WatchEvent ParseWatchEvent(const nlohmann::json& event,
                            std::optional<Kind> expected = std::nullopt);
 // One complete JSON text per call, as WatchStreamFramer cuts them from the stream.
 WatchEvent ParseWatchEventText(std::string_view text, std::optional<Kind> expected = std::nullopt);
+
+// The envelope only, for any kind ("" accepts every kind): the object stays JSON, unparsed.
+RawWatchEvent ParseRawWatchEvent(nlohmann::json event, std::string_view expected_kind);
+RawWatchEvent ParseRawWatchEventText(std::string_view text, std::string_view expected_kind);
 
 }  // namespace sluice::api

@@ -24,7 +24,7 @@ TEST(ParseWatchEvent, ObjectsWithoutKindTakeTheWatchedKind) {
 
 TEST(ParseWatchEvent, Rejections) {
   EXPECT_EQ(ErrorOf(R"({"type":"CHANGED","object":{}})"),
-            "watch event: type: unknown value \"CHANGED\" (want ADDED, MODIFIED, DELETED, BOOKMARK "
+            "watch event: unknown event type \"CHANGED\" (want ADDED, MODIFIED, DELETED, BOOKMARK "
             "or ERROR)");
   EXPECT_EQ(ErrorOf(R"({"type":"ADDED"})"), "watch event: object: required");
   EXPECT_EQ(ErrorOf(R"({"object":{}})"), "watch event: type: required");
@@ -36,12 +36,12 @@ TEST(ParseWatchEvent, Rejections) {
       ErrorOf(
           R"({"type":"BOOKMARK","object":{"kind":"Node","apiVersion":"v1","metadata":{"resourceVersion":"5"}}})",
           Kind::kService),
-      "watch event BOOKMARK: Service: kind: expected Service, got \"Node\"");
+      "watch event BOOKMARK: unexpected kind \"Node\" (want Service)");
   EXPECT_EQ(
       ErrorOf(
           R"({"type":"MODIFIED","object":{"kind":"Node","apiVersion":"v1","metadata":{"name":"n"}}})",
           Kind::kEndpointSlice),
-      "watch event MODIFIED: EndpointSlice n: kind: expected EndpointSlice, got \"Node\"");
+      "watch event MODIFIED: n: unexpected kind \"Node\" (want EndpointSlice)");
   EXPECT_EQ(
       ErrorOf(
           R"({"type":"ADDED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":"w","namespace":"d"},"spec":{"ports":[{"port":70000}]}}})",
@@ -53,7 +53,9 @@ TEST(ParseWatchEvent, Rejections) {
         R"({"type":"ADDED","object":{"kind":"Status","apiVersion":"v1","code":500,"reason":"InternalError"}})",
         Kind::kService);
   });
-  EXPECT_STREQ(e.what(), "watch event ADDED: Service: got a Status instead: 500 InternalError");
+  EXPECT_STREQ(
+      e.what(),
+      "watch event ADDED: carries a Status where a Service was expected: 500 InternalError");
   ASSERT_TRUE(e.status());
   EXPECT_EQ(e.status()->code, 500);
 }
@@ -61,6 +63,75 @@ TEST(ParseWatchEvent, Rejections) {
 TEST(ParseWatchEvent, ErrorEventWithSomethingElseThanAStatus) {
   EXPECT_EQ(ErrorOf(R"({"type":"ERROR","object":{"kind":"Service"}})"),
             "watch event ERROR: Status: kind: expected Status, got \"Service\"");
+}
+
+TEST(ParseWatchEvent, BookmarkApiVersionIsCheckedForTheWatchedKind) {
+  EXPECT_EQ(
+      ErrorOf(
+          R"({"type":"BOOKMARK","object":{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1beta1","metadata":{"resourceVersion":"5"}}})",
+          Kind::kEndpointSlice),
+      "watch event BOOKMARK: EndpointSlice: apiVersion: unsupported \"discovery.k8s.io/v1beta1\" "
+      "for EndpointSlice (want discovery.k8s.io/v1)");
+}
+
+// --- The envelope alone: what controlplane/kube's reflector reads, the object left as JSON. ---
+
+std::string RawErrorOf(std::string_view text, std::string_view kind = "Service") {
+  return Expect<ParseError>([&] { ParseRawWatchEventText(text, kind); }).what();
+}
+
+TEST(ParseRawWatchEvent, KeepsTheObjectAsSent) {
+  auto ev = ParseRawWatchEventText(
+      R"({"type":"MODIFIED","object":{"kind":"ConfigMap","metadata":{"name":"c","namespace":"d","resourceVersion":"7"},"data":{"k":"v"}}})",
+      "ConfigMap");
+  EXPECT_EQ(ev.type, WatchEventType::kModified);
+  EXPECT_EQ(ev.object()["data"]["k"], "v");
+  EXPECT_EQ(ObjectKey(ev.object()), "d/c");
+  EXPECT_EQ(ObjectResourceVersion(ev.object()), "7");
+  // No kind on the object: the watched one is assumed; "" accepts any kind.
+  EXPECT_EQ(
+      ParseRawWatchEventText(R"({"type":"ADDED","object":{"metadata":{"name":"n"}}})", "Node").type,
+      WatchEventType::kAdded);
+  EXPECT_EQ(ParseRawWatchEventText(R"({"type":"ADDED","object":{"kind":"Pod"}})", "").type,
+            WatchEventType::kAdded);
+}
+
+TEST(ParseRawWatchEvent, BookmarksAndErrorsAreRead) {
+  auto bm = ParseRawWatchEventText(
+      R"({"type":"BOOKMARK","object":{"kind":"Service","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}})",
+      "Service");
+  EXPECT_EQ(bm.bookmark(), (Bookmark{"12", true}));
+  auto err = ParseRawWatchEventText(testing::ReadTestdata("watch-event-error-410-expired.json"),
+                                    "Service");
+  EXPECT_TRUE(err.status().IsExpired());
+}
+
+TEST(ParseRawWatchEvent, RejectsWhatTheTypedParserRejectsInTheEnvelope) {
+  EXPECT_EQ(RawErrorOf(R"({"type":"ADDED","object":{"kind":"Service","metadata":{"name":"a")")
+                .rfind("watch event: malformed JSON: ", 0),
+            0u);
+  EXPECT_EQ(RawErrorOf("[1,2]"), "watch event: expected a JSON object, got a list");
+  EXPECT_EQ(RawErrorOf(R"({"object":{}})"), "watch event: type: required");
+  EXPECT_EQ(RawErrorOf(R"({"type":"SYNC","object":{}})"),
+            "watch event: unknown event type \"SYNC\" (want ADDED, MODIFIED, DELETED, BOOKMARK or "
+            "ERROR)");
+  EXPECT_EQ(RawErrorOf(R"({"type":"ADDED"})"), "watch event: object: required");
+  EXPECT_EQ(
+      RawErrorOf(
+          R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"p","namespace":"d","resourceVersion":"8"}}})"),
+      "watch event ADDED: d/p: unexpected kind \"Pod\" (want Service)");
+  EXPECT_EQ(RawErrorOf(R"({"type":"BOOKMARK","object":{"metadata":{}}})"),
+            "watch event BOOKMARK: object.metadata.resourceVersion: required in a BOOKMARK");
+  auto e = Expect<ParseError>([] {
+    ParseRawWatchEventText(
+        R"({"type":"MODIFIED","object":{"kind":"Status","status":"Failure","code":500,"reason":"InternalError","message":"etcd down"}})",
+        "EndpointSlice");
+  });
+  EXPECT_STREQ(e.what(),
+               "watch event MODIFIED: carries a Status where an EndpointSlice was expected: 500 "
+               "InternalError: etcd down");
+  ASSERT_TRUE(e.status());
+  EXPECT_EQ(e.status()->message, "etcd down");
 }
 
 }  // namespace

@@ -3,33 +3,49 @@
 #include "controlplane/api/object_error.h"
 
 namespace sluice::api {
+namespace {
+
+bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+[[noreturn]] void Fail(const std::string& reason) {
+  throw ParseError("", "", "", "watch stream: " + reason);
+}
+
+// For messages: the start of a cut event, on one line.
+std::string Excerpt(std::string_view text) {
+  constexpr size_t kMax = 120;
+  std::string out(text.substr(0, kMax));
+  if (text.size() > kMax) out += "...";
+  return out;
+}
+
+}  // namespace
 
 WatchStreamFramer::WatchStreamFramer(size_t max_event_bytes) : max_event_bytes_(max_event_bytes) {}
 
 void WatchStreamFramer::Feed(std::string_view bytes) { buffer_.append(bytes); }
 
-bool WatchStreamFramer::idle() const {
-  if (depth_ != 0) return false;
-  for (size_t i = scan_; i < buffer_.size(); ++i) {
-    char c = buffer_[i];
-    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return false;
-  }
-  return true;
+std::string_view WatchStreamFramer::pending() const {
+  std::string_view rest(buffer_);
+  if (depth_ > 0) return rest.substr(start_);
+  rest.remove_prefix(scan_);
+  while (!rest.empty() && IsSpace(rest.front())) rest.remove_prefix(1);
+  return rest;
 }
 
 std::optional<std::string> WatchStreamFramer::Next() {
-  auto fail = [](std::string reason) { throw ParseError("", "", "", "watch stream: " + reason); };
   while (scan_ < buffer_.size()) {
     char c = buffer_[scan_];
     if (depth_ == 0) {
       // Between events: skip whitespace; an event starts with '{'.
-      if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+      if (IsSpace(c)) {
         ++scan_;
         continue;
       }
       if (c != '{') {
-        fail("unexpected byte 0x" + std::string(1, "0123456789abcdef"[(c >> 4) & 0xf]) +
-             std::string(1, "0123456789abcdef"[c & 0xf]) + " between events");
+        constexpr char kHex[] = "0123456789abcdef";
+        Fail(std::string("unexpected byte 0x") + kHex[(c >> 4) & 0xf] + kHex[c & 0xf] +
+             " between events");
       }
       start_ = scan_;
       depth_ = 1;
@@ -37,6 +53,14 @@ std::optional<std::string> WatchStreamFramer::Next() {
       continue;
     }
     ++scan_;
+    if (scan_ - start_ > max_event_bytes_) {
+      Fail("event larger than " + std::to_string(max_event_bytes_) + " bytes");
+    }
+    if (c == '\n') {
+      // Raw newlines are not valid inside JSON strings either, so this holds in and out of them.
+      Fail("malformed JSON: the line ends inside an event: " +
+           Excerpt(std::string_view(buffer_).substr(start_, scan_ - 1 - start_)));
+    }
     if (in_string_) {
       if (escaped_) {
         escaped_ = false;
@@ -67,8 +91,6 @@ std::optional<std::string> WatchStreamFramer::Next() {
   if (depth_ == 0) {
     buffer_.clear();
     scan_ = start_ = 0;
-  } else if (scan_ - start_ > max_event_bytes_) {
-    fail("event larger than " + std::to_string(max_event_bytes_) + " bytes");
   }
   return std::nullopt;
 }

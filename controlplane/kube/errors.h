@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "controlplane/kube/api_status.h"
+#include "controlplane/api/status.h"
 
 namespace sluice::kube {
 
@@ -49,15 +49,15 @@ class TransportError : public Error {
 // made of the body when it sent none).
 class ApiError : public Error {
  public:
-  ApiError(const std::string& message, std::string url, ApiStatus status)
+  ApiError(const std::string& message, std::string url, api::Status status)
       : Error(message), url_(std::move(url)), status_(std::move(status)) {}
   const std::string& url() const { return url_; }
-  const ApiStatus& status() const { return status_; }
+  const api::Status& status() const { return status_; }
   int code() const { return status_.code; }
 
  private:
   std::string url_;
-  ApiStatus status_;
+  api::Status status_;
 };
 
 // Stop was requested while a request or a wait was in progress.

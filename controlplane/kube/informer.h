@@ -21,9 +21,9 @@
 #include <thread>
 
 #include "common/log.h"
+#include "controlplane/api/object_meta.h"
 #include "controlplane/kube/reflector.h"
 #include "controlplane/kube/store.h"
-#include "controlplane/kube/watch_event.h"
 
 namespace sluice::kube {
 
@@ -109,8 +109,8 @@ class Informer : private ReflectorSink {
     std::vector<typename Store<Object>::Item> typed;
     typed.reserve(items.size());
     for (const auto& item : items) {
-      std::string key = ObjectKey(item);
-      std::string rv = ObjectResourceVersion(item);
+      std::string key = api::ObjectKey(item);
+      std::string rv = api::ObjectResourceVersion(item);
       if (auto obj = ParseLogged(item, key, rv)) {
         typed.push_back({std::move(key), std::move(rv), std::move(obj)});
       }
@@ -127,8 +127,8 @@ class Informer : private ReflectorSink {
   }
 
   void Upsert(nlohmann::json object) override {
-    std::string key = ObjectKey(object);
-    std::string rv = ObjectResourceVersion(object);
+    std::string key = api::ObjectKey(object);
+    std::string rv = api::ObjectResourceVersion(object);
     auto obj = ParseLogged(object, key, rv);
     std::optional<Change> c = obj ? store_.Upsert({key, rv, std::move(obj)}) : store_.Delete(key);
     if (c) Deliver(*c);
@@ -137,7 +137,7 @@ class Informer : private ReflectorSink {
   // Handlers get the DELETED event's object (the last state, at the deletion's
   // resourceVersion), or the stored one when the codec rejects it.
   void Delete(nlohmann::json object) override {
-    std::string key = ObjectKey(object);
+    std::string key = api::ObjectKey(object);
     auto c = store_.Delete(key);
     if (!c) return;
     try {

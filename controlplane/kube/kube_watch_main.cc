@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "controlplane/api/object_meta.h"
 #include "controlplane/kube/errors.h"
 #include "controlplane/kube/informer.h"
 #include "controlplane/kube/kubeconfig.h"
@@ -79,8 +80,8 @@ struct RunOptions {
 };
 
 // Identity of an object, for the JSON lines.
-std::string KeyOf(const Json& o) { return sluice::kube::ObjectKey(o); }
-std::string VersionOf(const Json& o) { return sluice::kube::ObjectResourceVersion(o); }
+std::string KeyOf(const Json& o) { return sluice::api::ObjectKey(o); }
+std::string VersionOf(const Json& o) { return sluice::api::ObjectResourceVersion(o); }
 template <typename T>
 std::string KeyOf(const T& o) {
   const auto& md = o.metadata;

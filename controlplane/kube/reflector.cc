@@ -4,9 +4,9 @@
 #include <random>
 
 #include "common/log.h"
+#include "controlplane/api/object_meta.h"
+#include "controlplane/api/status.h"
 #include "controlplane/kube/errors.h"
-#include "controlplane/kube/line_splitter.h"
-#include "controlplane/kube/watch_event.h"
 #include "controlplane/kube/watch_session.h"
 
 namespace sluice::kube {
@@ -54,12 +54,12 @@ void Reflector::VersionedSink::Replace(std::vector<Json> items, const std::strin
 }
 
 void Reflector::VersionedSink::Upsert(Json object) {
-  reflector_.SetResourceVersion(ObjectResourceVersion(object));
+  reflector_.SetResourceVersion(api::ObjectResourceVersion(object));
   sink_.Upsert(std::move(object));
 }
 
 void Reflector::VersionedSink::Delete(Json object) {
-  reflector_.SetResourceVersion(ObjectResourceVersion(object));
+  reflector_.SetResourceVersion(api::ObjectResourceVersion(object));
   sink_.Delete(std::move(object));
 }
 
@@ -153,7 +153,7 @@ std::vector<Json> Reflector::ListPages(std::stop_token stop, const std::string& 
     std::string url = client_->Url(path);
     HttpResponse resp = client_->Get(path, options_.request_timeout, stop);
     if (!resp.ok()) {
-      ApiStatus st = StatusFromBody(resp.body, resp.status);
+      api::Status st = api::StatusFromBody(resp.body, resp.status);
       if (page > 1 && st.IsExpired()) {
         // The snapshot the continue token points into was compacted away. Pages already read
         // belong to it, so start over: one unpaginated request at the same RV (client-go's pager).
@@ -171,7 +171,7 @@ std::vector<Json> Reflector::ListPages(std::stop_token stop, const std::string& 
       if (*kind == "Status") {
         throw Error("LIST " + url + ": HTTP " + std::to_string(resp.status) +
                     " with a Status instead of a " + list_kind + ": " +
-                    StatusFromJson(doc, 0).Summary());
+                    api::StatusFromJson(doc, 0).Summary());
       }
       throw Error("LIST " + url + ": kind \"" + kind->get<std::string>() + "\", want " + list_kind);
     }
@@ -193,7 +193,7 @@ std::vector<Json> Reflector::ListPages(std::stop_token stop, const std::string& 
     if (list != doc.end() && list->is_array()) {
       for (size_t i = 0; i < list->size(); ++i) {
         Json& item = (*list)[i];
-        if (!item.is_object() || ObjectKey(item).empty()) {
+        if (!item.is_object() || api::ObjectKey(item).empty()) {
           throw Error("LIST " + url + ": items[" + std::to_string(i) + "] has no metadata.name");
         }
         items.push_back(std::move(item));
@@ -232,22 +232,15 @@ Reflector::Next Reflector::Watch(std::stop_token stop, WatchMode mode, bool* ref
                            (rv.empty() ? "" : " from resourceVersion " + rv);
 
   WatchSession session(options_.resource, sink_, rv, watch_list);
-  LineSplitter splitter;
   WatchSession::Outcome outcome = WatchSession::Outcome::kContinue;
-  bool too_long = false;
   bool initial_events_timed_out = false;
   const auto start = steady_clock::now();
   auto last_warning = start;
 
-  auto on_line = [&](std::string_view line) {
-    outcome = session.OnLine(line);
+  std::function<bool(std::string_view)> on_chunk = [&](std::string_view data) {
+    outcome = session.OnData(data);
     if (!session.waiting_for_initial_events()) SetResourceVersion(session.resource_version());
     return outcome == WatchSession::Outcome::kContinue;
-  };
-  std::function<bool(std::string_view)> on_chunk = [&](std::string_view data) {
-    LineSplitter::Result r = splitter.Feed(data, on_line);
-    if (r == LineSplitter::Result::kTooLong) too_long = true;
-    return r == LineSplitter::Result::kOk;
   };
   std::function<bool()> on_tick;
   if (watch_list) {
@@ -283,7 +276,7 @@ Reflector::Next Reflector::Watch(std::stop_token stop, WatchMode mode, bool* ref
     throw;
   } catch (const TransportError& e) {
     if (watch_list && session.waiting_for_initial_events()) return fall_back(e.what(), false);
-    if (session.events() > 0 || !splitter.pending().empty()) {
+    if (session.events() > 0 || !session.pending().empty()) {
       SLOG_WARN << what << ": stream broke after " << session.events()
                 << " events (resume from resourceVersion " << session.resource_version()
                 << "): " << e.what() << "; watching again";
@@ -302,7 +295,7 @@ Reflector::Next Reflector::Watch(std::stop_token stop, WatchMode mode, bool* ref
   }
 
   if (!resp.ok()) {
-    ApiStatus st = StatusFromBody(resp.body, resp.status);
+    api::Status st = api::StatusFromBody(resp.body, resp.status);
     std::string url = client_->Url(path);
     if (watch_list) {
       return fall_back("HTTP " + std::to_string(resp.status) + " (" + st.Summary() + ")",
@@ -327,13 +320,6 @@ Reflector::Next Reflector::Watch(std::stop_token stop, WatchMode mode, bool* ref
                          std::to_string(options_.initial_events_timeout.count()) +
                          " s (the server seems to ignore sendInitialEvents)",
                      true);
-  }
-  if (too_long) {
-    SLOG_ERROR << what << ": an event line exceeds " << (LineSplitter::kDefaultMaxLine >> 20)
-               << " MiB; listing again";
-    if (watch_list && session.waiting_for_initial_events())
-      return fall_back("line too long", false);
-    return Next::kRelistAfterBackoff;
   }
   switch (outcome) {
     case WatchSession::Outcome::kExpired:
@@ -361,9 +347,9 @@ Reflector::Next Reflector::Watch(std::stop_token stop, WatchMode mode, bool* ref
   if (watch_list && session.waiting_for_initial_events()) {
     return fall_back("the stream ended before its initial events did", false);
   }
-  if (!splitter.pending().empty()) {
-    SLOG_WARN << what << ": stream ended inside an event (" << splitter.pending().size()
-              << " bytes of a truncated line) after resourceVersion " << session.resource_version()
+  if (!session.pending().empty()) {
+    SLOG_WARN << what << ": stream ended inside an event (" << session.pending().size()
+              << " bytes of a truncated event) after resourceVersion " << session.resource_version()
               << "; watching again";
     return Next::kRewatchAfterBackoff;
   }

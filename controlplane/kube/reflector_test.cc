@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "controlplane/api/object_meta.h"
 #include "controlplane/kube/informer.h"
 #include "controlplane/kube/testing/fake_http_server.h"
 
@@ -19,6 +20,8 @@ namespace sluice::kube {
 namespace {
 
 using Json = nlohmann::json;
+using api::ObjectKey;
+using api::ObjectResourceVersion;
 using testing::FakeHttpServer;
 using testing::HttpRequest;
 using testing::ResponseWriter;

@@ -1,64 +1,95 @@
 #include "controlplane/kube/watch_session.h"
 
-#include "controlplane/kube/watch_event.h"
+#include "controlplane/api/object_error.h"
+#include "controlplane/api/object_meta.h"
+#include "controlplane/api/watch_event.h"
 
 namespace sluice::kube {
 
 WatchSession::WatchSession(Resource resource, ReflectorSink& sink, std::string resource_version,
-                           bool initial_events)
+                           bool initial_events, size_t max_event_bytes)
     : resource_(std::move(resource)),
       sink_(sink),
       resource_version_(std::move(resource_version)),
-      initial_events_(initial_events) {}
+      initial_events_(initial_events),
+      framer_(max_event_bytes) {}
 
-WatchSession::Outcome WatchSession::OnLine(std::string_view line) {
+WatchSession::Outcome WatchSession::Malformed(std::string problem) {
+  problem_ = std::move(problem);
+  return outcome_ = Outcome::kMalformed;
+}
+
+WatchSession::Outcome WatchSession::OnData(std::string_view bytes) {
   if (outcome_ != Outcome::kContinue) return outcome_;
-  WatchEvent ev;
+  framer_.Feed(bytes);
+  while (true) {
+    std::optional<std::string> text;
+    try {
+      text = framer_.Next();
+    } catch (const api::ParseError& e) {
+      return Malformed(e.what());
+    }
+    if (!text) return outcome_;
+    if (OnEvent(*text) != Outcome::kContinue) return outcome_;
+  }
+}
+
+WatchSession::Outcome WatchSession::OnEvent(std::string_view text) {
+  if (outcome_ != Outcome::kContinue) return outcome_;
+  api::RawWatchEvent ev;
   try {
-    ev = DecodeWatchEvent(line, resource_);
-  } catch (const WatchDecodeError& e) {
-    problem_ = e.what();
-    return outcome_ = Outcome::kMalformed;
+    ev = api::ParseRawWatchEventText(text, resource_.kind);
+  } catch (const api::ParseError& e) {
+    return Malformed(e.what());
   }
   ++events_;
-  std::string rv = ObjectResourceVersion(ev.object);
   switch (ev.type) {
-    case WatchEventType::kError: {
-      status_ = StatusFromJson(ev.object, 0);
+    case api::WatchEventType::kError:
+      status_ = ev.status();
       problem_ = status_->Summary();
       return outcome_ = status_->IsExpired() ? Outcome::kExpired : Outcome::kError;
-    }
-    case WatchEventType::kBookmark:
-      if (initial_events_ && IsInitialEventsEnd(ev.object)) {
+    case api::WatchEventType::kBookmark: {
+      const api::Bookmark& b = ev.bookmark();
+      if (initial_events_ && b.initial_events_end) {
         std::vector<nlohmann::json> items;
         items.reserve(initial_.size());
         for (auto& [key, obj] : initial_) items.push_back(std::move(obj));
         initial_.clear();
         initial_events_ = false;
-        sink_.Replace(std::move(items), rv);
+        sink_.Replace(std::move(items), b.resource_version);
       }
-      resource_version_ = rv;
+      resource_version_ = b.resource_version;
       return Outcome::kContinue;
-    case WatchEventType::kAdded:
-    case WatchEventType::kModified:
-      if (initial_events_) {
-        // Initial events carry each object's own resourceVersion, in no order: the position to
-        // resume from is only known at the closing bookmark.
-        std::string key = ObjectKey(ev.object);  // before the move below
-        initial_[key] = std::move(ev.object);
-        return Outcome::kContinue;
-      }
-      sink_.Upsert(std::move(ev.object));
-      break;
-    case WatchEventType::kDeleted:
-      if (initial_events_) {
-        initial_.erase(ObjectKey(ev.object));
-        return Outcome::kContinue;
-      }
-      sink_.Delete(std::move(ev.object));
+    }
+    default:
       break;
   }
-  resource_version_ = rv;
+  // The store keys objects by name and the next watch resumes from their resourceVersion: an
+  // object without either cannot be placed.
+  nlohmann::json& object = ev.object();
+  std::string key = api::ObjectKey(object);
+  std::string rv = api::ObjectResourceVersion(object);
+  if (key.empty() || rv.empty()) {
+    return Malformed("watch event " + std::string(api::ToString(ev.type)) + ": " + resource_.kind +
+                     (key.empty() ? "" : " " + key) + ": metadata." +
+                     (key.empty() ? "name" : "resourceVersion") + ": required");
+  }
+  if (initial_events_) {
+    // Initial events carry each object's own resourceVersion, in no order: the position to
+    // resume from is only known at the closing bookmark.
+    if (ev.type == api::WatchEventType::kDeleted) {
+      initial_.erase(key);
+    } else {
+      initial_[key] = std::move(object);
+    }
+    return Outcome::kContinue;
+  }
+  if (ev.type == api::WatchEventType::kDeleted) {
+    sink_.Delete(std::move(object));
+  } else {
+    sink_.Upsert(std::move(object));
+  }
+  resource_version_ = std::move(rv);
   return Outcome::kContinue;
 }
 

@@ -1,15 +1,18 @@
-// One watch stream, line by line, without I/O: decodes each event, applies it to the sink in order
-// and tracks the resourceVersion to resume from. In watch-list mode (sendInitialEvents) it first
-// collects the initial ADDED events and hands them over as one Replace when the bookmark marked
-// k8s.io/initial-events-end arrives.
+// One watch stream, without I/O: cuts the body into events (api::WatchStreamFramer), checks each
+// envelope (api::ParseRawWatchEventText), applies it to the sink in order and tracks the
+// resourceVersion to resume from. Objects stay JSON: the informer's codec parses them. In
+// watch-list mode (sendInitialEvents) it first collects the initial ADDED events and hands them
+// over as one Replace when the bookmark marked k8s.io/initial-events-end arrives.
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "controlplane/kube/api_status.h"
+#include "controlplane/api/status.h"
+#include "controlplane/api/watch_stream_framer.h"
 #include "controlplane/kube/reflector_sink.h"
 #include "controlplane/kube/resource.h"
 
@@ -21,33 +24,43 @@ class WatchSession {
     kContinue,   // keep reading
     kExpired,    // ERROR event 410: relist
     kError,      // another ERROR event
-    kMalformed,  // a line that is not a usable event
+    kMalformed,  // bytes that are not a usable event
   };
 
   WatchSession(Resource resource, ReflectorSink& sink, std::string resource_version,
-               bool initial_events);
+               bool initial_events,
+               size_t max_event_bytes = api::WatchStreamFramer::kDefaultMaxEventBytes);
 
-  // Once something other than kContinue is returned, the session ignores further lines.
-  Outcome OnLine(std::string_view line);
+  // Body bytes as they arrive (chunk boundaries are not event boundaries); each complete event
+  // goes to OnEvent. Once something other than kContinue is returned, the session ignores further
+  // input.
+  Outcome OnData(std::string_view bytes);
+  // One complete event's JSON text.
+  Outcome OnEvent(std::string_view text);
 
   // The resourceVersion to resume a watch from (advanced by events and bookmarks).
   const std::string& resource_version() const { return resource_version_; }
   bool waiting_for_initial_events() const { return initial_events_; }
-  size_t events() const { return events_; }  // lines decoded, bookmarks included
+  size_t events() const { return events_; }  // events decoded, bookmarks included
   size_t initial_objects() const { return initial_.size(); }
-  // Why the session stopped: the ERROR event's Status, or the decode error.
-  const std::optional<ApiStatus>& status() const { return status_; }
+  // The bytes of an event not yet complete: if the stream ends here, a truncated event.
+  std::string_view pending() const { return framer_.pending(); }
+  // Why the session stopped: the ERROR event's Status, or what was wrong with the stream.
+  const std::optional<api::Status>& status() const { return status_; }
   const std::string& problem() const { return problem_; }
 
  private:
+  Outcome Malformed(std::string problem);
+
   Resource resource_;
   ReflectorSink& sink_;
   std::string resource_version_;
   bool initial_events_;
+  api::WatchStreamFramer framer_;
   std::map<std::string, nlohmann::json> initial_;
   size_t events_ = 0;
   Outcome outcome_ = Outcome::kContinue;
-  std::optional<ApiStatus> status_;
+  std::optional<api::Status> status_;
   std::string problem_;
 };
 

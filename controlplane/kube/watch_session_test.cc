@@ -5,10 +5,13 @@
 #include <fstream>
 #include <sstream>
 
-#include "controlplane/kube/watch_event.h"
+#include "controlplane/api/object_meta.h"
 
 namespace sluice::kube {
 namespace {
+
+using api::ObjectKey;
+using api::ObjectResourceVersion;
 
 std::string ReadTestdata(const std::string& name) {
   std::ifstream in(std::string(KUBE_TESTDATA) + "/" + name);
@@ -47,7 +50,7 @@ TEST(WatchSessionTest, ServicesStreamInOrderWithBookmark) {
   WatchSession s(ServicesResource(), sink, "10300", false);
   std::vector<std::string> rvs;
   for (const auto& line : Lines(ReadTestdata("watch-stream-services.ndjson"))) {
-    ASSERT_EQ(s.OnLine(line), WatchSession::Outcome::kContinue);
+    ASSERT_EQ(s.OnEvent(line), WatchSession::Outcome::kContinue);
     rvs.push_back(s.resource_version());
   }
   EXPECT_EQ(sink.calls, (std::vector<std::string>{
@@ -64,15 +67,15 @@ TEST(WatchSessionTest, WatchListCollectsInitialEventsUntilTheAnnotatedBookmark) 
   auto lines = Lines(ReadTestdata("watch-stream-endpointslices-watchlist.ndjson"));
   ASSERT_EQ(lines.size(), 5u);
   for (size_t i = 0; i < 3; ++i) {
-    ASSERT_EQ(s.OnLine(lines[i]), WatchSession::Outcome::kContinue);
+    ASSERT_EQ(s.OnEvent(lines[i]), WatchSession::Outcome::kContinue);
     EXPECT_TRUE(s.waiting_for_initial_events());
     EXPECT_EQ(s.resource_version(), "");  // items' own RVs are no resume point
   }
   EXPECT_TRUE(sink.calls.empty());
-  ASSERT_EQ(s.OnLine(lines[3]), WatchSession::Outcome::kContinue);
+  ASSERT_EQ(s.OnEvent(lines[3]), WatchSession::Outcome::kContinue);
   EXPECT_FALSE(s.waiting_for_initial_events());
   EXPECT_EQ(s.resource_version(), "10950");
-  ASSERT_EQ(s.OnLine(lines[4]), WatchSession::Outcome::kContinue);
+  ASSERT_EQ(s.OnEvent(lines[4]), WatchSession::Outcome::kContinue);
   EXPECT_EQ(
       sink.calls,
       (std::vector<std::string>{
@@ -83,14 +86,14 @@ TEST(WatchSessionTest, WatchListCollectsInitialEventsUntilTheAnnotatedBookmark) 
 TEST(WatchSessionTest, ErrorEvent410IsExpired) {
   RecordingSink sink;
   WatchSession s(ServicesResource(), sink, "1", false);
-  EXPECT_EQ(s.OnLine(ReadTestdata("watch-event-error-410-expired.json")),
+  EXPECT_EQ(s.OnEvent(ReadTestdata("watch-event-error-410-expired.json")),
             WatchSession::Outcome::kExpired);
   ASSERT_TRUE(s.status());
   EXPECT_EQ(s.status()->code, 410);
   EXPECT_EQ(s.problem(), "410 Expired: too old resource version: 657887 (680402)");
   // Nothing after the session ended counts.
   EXPECT_EQ(
-      s.OnLine(R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"9"}}})"),
+      s.OnEvent(R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"9"}}})"),
       WatchSession::Outcome::kExpired);
   EXPECT_TRUE(sink.calls.empty());
   EXPECT_EQ(s.resource_version(), "1");
@@ -100,7 +103,7 @@ TEST(WatchSessionTest, OtherErrorEvent) {
   RecordingSink sink;
   WatchSession s(ServicesResource(), sink, "1", false);
   EXPECT_EQ(
-      s.OnLine(
+      s.OnEvent(
           R"({"type":"ERROR","object":{"kind":"Status","code":500,"reason":"InternalError","message":"boom"}})"),
       WatchSession::Outcome::kError);
   EXPECT_EQ(s.problem(), "500 InternalError: boom");
@@ -116,7 +119,7 @@ class WatchSessionBadLineTest : public ::testing::TestWithParam<BadLine> {};
 TEST_P(WatchSessionBadLineTest, IsMalformedAndLeavesStateAlone) {
   RecordingSink sink;
   WatchSession s(ServicesResource(), sink, "7", false);
-  EXPECT_EQ(s.OnLine(GetParam().line), WatchSession::Outcome::kMalformed);
+  EXPECT_EQ(s.OnEvent(GetParam().line), WatchSession::Outcome::kMalformed);
   EXPECT_NE(s.problem().find(GetParam().problem), std::string::npos) << s.problem();
   EXPECT_TRUE(sink.calls.empty());
   EXPECT_EQ(s.resource_version(), "7");
@@ -127,21 +130,76 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadLine{R"({"type":"ADDED","object":{"kind":"Service","metadata":{"name":"a")",
                 "malformed JSON"},
-        BadLine{"[1,2]", "not a JSON object"}, BadLine{R"({"object":{}})", "no type"},
+        BadLine{"[1,2]", "watch event: expected a JSON object, got a list"},
+        BadLine{R"({"object":{}})", "watch event: type: required"},
         BadLine{R"({"type":"SYNC","object":{}})", "unknown event type \"SYNC\""},
-        BadLine{R"({"type":"ADDED"})", "ADDED event has no object"},
+        BadLine{R"({"type":"ADDED"})", "watch event: object: required"},
         BadLine{
             R"({"type":"ADDED","object":{"kind":"Pod","metadata":{"name":"p","namespace":"d","resourceVersion":"8"}}})",
-            "Service d/p rv=8: ADDED event of unexpected kind \"Pod\" in a watch of services"},
+            "watch event ADDED: d/p: unexpected kind \"Pod\" (want Service)"},
         BadLine{
             R"({"type":"MODIFIED","object":{"kind":"Status","status":"Failure","code":500,"reason":"InternalError","message":"etcd down"}})",
-            "MODIFIED event carries a Status where a Service was expected: 500 InternalError: etcd "
-            "down"},
+            "watch event MODIFIED: carries a Status where a Service was expected: 500 "
+            "InternalError: etcd down"},
         BadLine{R"({"type":"ADDED","object":{"metadata":{"name":"a"}}})",
-                "no metadata.resourceVersion"},
+                "watch event ADDED: Service a: metadata.resourceVersion: required"},
         BadLine{R"({"type":"DELETED","object":{"metadata":{"resourceVersion":"9"}}})",
-                "no metadata.name"},
-        BadLine{R"({"type":"BOOKMARK","object":{"metadata":{}}})", "no metadata.resourceVersion"}));
+                "watch event DELETED: Service: metadata.name: required"},
+        BadLine{R"({"type":"BOOKMARK","object":{"metadata":{}}})",
+                "watch event BOOKMARK: object.metadata.resourceVersion: required in a BOOKMARK"}));
+
+// The body as it arrives: chunks that cut events anywhere, several events per chunk.
+TEST(WatchSessionTest, BodyInChunksOfEverySize) {
+  const std::string body = ReadTestdata("watch-stream-services.ndjson");
+  for (size_t chunk = 1; chunk <= body.size(); chunk += 37) {
+    RecordingSink sink;
+    WatchSession s(ServicesResource(), sink, "10300", false);
+    for (size_t pos = 0; pos < body.size(); pos += chunk) {
+      ASSERT_EQ(s.OnData(std::string_view(body).substr(pos, chunk)),
+                WatchSession::Outcome::kContinue);
+    }
+    EXPECT_EQ(sink.calls.size(), 4u) << chunk;
+    EXPECT_EQ(s.resource_version(), "10405");
+    EXPECT_EQ(s.events(), 5u);
+    EXPECT_TRUE(s.pending().empty());
+  }
+}
+
+TEST(WatchSessionTest, TruncatedEventIsPendingAtTheEnd) {
+  RecordingSink sink;
+  WatchSession s(ServicesResource(), sink, "1", false);
+  EXPECT_EQ(s.OnData(R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"2"}}})"
+                     "\n{\"type\":\"MODIFIED\",\"obj"),
+            WatchSession::Outcome::kContinue);
+  EXPECT_EQ(sink.calls, std::vector<std::string>{"upsert a@2"});
+  EXPECT_EQ(s.pending(), "{\"type\":\"MODIFIED\",\"obj");
+}
+
+// An event cut by a line end, then more events (the e2e server's "malformed" fault): stop at once.
+TEST(WatchSessionTest, EventCutByALineEndStopsTheSession) {
+  RecordingSink sink;
+  WatchSession s(ServicesResource(), sink, "1", false);
+  EXPECT_EQ(
+      s.OnData("{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Service\",\"metadata\":{\"name\":\n"
+               R"({"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"2"}}})"
+               "\n"),
+      WatchSession::Outcome::kMalformed);
+  EXPECT_NE(s.problem().find("malformed JSON"), std::string::npos) << s.problem();
+  EXPECT_TRUE(sink.calls.empty());
+  EXPECT_EQ(s.OnData("{}"), WatchSession::Outcome::kMalformed);
+  EXPECT_EQ(s.resource_version(), "1");
+}
+
+TEST(WatchSessionTest, GarbageAndOversizedEventsAreMalformed) {
+  RecordingSink sink;
+  WatchSession garbage(ServicesResource(), sink, "1", false);
+  EXPECT_EQ(garbage.OnData("HTTP/1.1 200 OK\r\n"), WatchSession::Outcome::kMalformed);
+  EXPECT_EQ(garbage.problem(), "watch stream: unexpected byte 0x48 between events");
+  WatchSession small(ServicesResource(), sink, "1", false, 16);
+  EXPECT_EQ(small.OnData(R"({"type":"ADDED","object":{)"), WatchSession::Outcome::kMalformed);
+  EXPECT_EQ(small.problem(), "watch stream: event larger than 16 bytes");
+  EXPECT_TRUE(sink.calls.empty());
+}
 
 }  // namespace
 }  // namespace sluice::kube
