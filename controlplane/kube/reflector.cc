@@ -1,5 +1,7 @@
 #include "controlplane/kube/reflector.h"
 
+#include <malloc.h>
+
 #include <condition_variable>
 #include <random>
 
@@ -51,6 +53,9 @@ Reflector::~Reflector() = default;
 void Reflector::VersionedSink::Replace(std::vector<Json> items, const std::string& rv) {
   reflector_.SetResourceVersion(rv);
   sink_.Replace(std::move(items), rv);
+  // The list's JSON (several times the size of the typed objects kept) was just freed; glibc keeps
+  // such memory in the process unless told otherwise. Once per (re)list, never per event.
+  malloc_trim(0);
 }
 
 void Reflector::VersionedSink::Upsert(Json object) {
