@@ -14,32 +14,20 @@
 
 namespace sluice::kube {
 
-struct ServiceCodec {
-  using Object = api::Service;
+// A codec that parses one kind with controlplane/api and applies its semantic validation.
+template <typename T, T (*ParseFn)(const nlohmann::json&)>
+struct ValidatingCodec {
+  using Object = T;
   static Object Parse(const nlohmann::json& object) {
-    api::Service s = api::ParseService(object);
-    api::Validate(s);
-    return s;
+    T value = ParseFn(object);
+    api::Validate(value);
+    return value;
   }
 };
 
-struct EndpointSliceCodec {
-  using Object = api::EndpointSlice;
-  static Object Parse(const nlohmann::json& object) {
-    api::EndpointSlice s = api::ParseEndpointSlice(object);
-    api::Validate(s);
-    return s;
-  }
-};
-
-struct NodeCodec {
-  using Object = api::Node;
-  static Object Parse(const nlohmann::json& object) {
-    api::Node n = api::ParseNode(object);
-    api::Validate(n);
-    return n;
-  }
-};
+using ServiceCodec = ValidatingCodec<api::Service, &api::ParseService>;
+using EndpointSliceCodec = ValidatingCodec<api::EndpointSlice, &api::ParseEndpointSlice>;
+using NodeCodec = ValidatingCodec<api::Node, &api::ParseNode>;
 
 using ServiceInformer = Informer<ServiceCodec>;
 using EndpointSliceInformer = Informer<EndpointSliceCodec>;
