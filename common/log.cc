@@ -10,9 +10,12 @@
 namespace sluice::log {
 namespace {
 std::atomic<Level> min_level{Level::kInfo};
-}
+std::atomic<int> verbosity{0};
+}  // namespace
 
 void SetMinLevel(Level level) { min_level.store(level); }
+void SetVerbosity(int v) { verbosity.store(v); }
+bool VerbosityAtLeast(int level) { return level <= verbosity.load(std::memory_order_relaxed); }
 
 void Write(Level level, const char* file, int line, std::string_view message) {
   if (level < min_level.load()) return;

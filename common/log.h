@@ -10,6 +10,9 @@ enum class Level { kInfo, kWarning, kError };
 
 // Lines below this level are dropped (default: info).
 void SetMinLevel(Level level);
+// klog's -v: SLOG_V(n) info lines are written only when n <= the verbosity (default 0).
+void SetVerbosity(int verbosity);
+bool VerbosityAtLeast(int level);
 void Write(Level level, const char* file, int line, std::string_view message);
 
 class Line {
@@ -33,4 +36,8 @@ class Line {
 
 #define SLOG_INFO ::sluice::log::Line(::sluice::log::Level::kInfo, __FILE__, __LINE__)
 #define SLOG_WARN ::sluice::log::Line(::sluice::log::Level::kWarning, __FILE__, __LINE__)
+#define SLOG_V(n)                            \
+  if (!::sluice::log::VerbosityAtLeast(n)) { \
+  } else                                     \
+    SLOG_INFO
 #define SLOG_ERROR ::sluice::log::Line(::sluice::log::Level::kError, __FILE__, __LINE__)

@@ -133,3 +133,45 @@ TEST(ValidateEndpointSlice, Rejections) {
 
 }  // namespace
 }  // namespace sluice::api
+
+namespace sluice::api {
+namespace {
+
+TEST(TrimForProxy, KeepsOnlyWhatAProxyReads) {
+  EndpointSlice s =
+      ParseEndpointSlice(testing::ReadJson("endpointslice-terminating-and-ready.json"));
+  s.metadata.annotations["endpoints.kubernetes.io/last-change-trigger-time"] =
+      "2024-05-01T10:00:00Z";
+  s.metadata.annotations["other"] = "x";
+  ASSERT_TRUE(s.endpoints[0].target_ref);
+  EndpointSlice before = s;
+  TrimForProxy(s);
+  EXPECT_EQ(s.metadata.labels, (StringMap{{"kubernetes.io/service-name", "nginx-service"}}));
+  EXPECT_EQ(
+      s.metadata.annotations,
+      (StringMap{{"endpoints.kubernetes.io/last-change-trigger-time", "2024-05-01T10:00:00Z"}}));
+  EXPECT_FALSE(s.endpoints[0].target_ref);
+  // What the proxy reads is untouched.
+  EXPECT_EQ(s.endpoints[0].addresses, before.endpoints[0].addresses);
+  EXPECT_EQ(s.endpoints[0].conditions, before.endpoints[0].conditions);
+  EXPECT_EQ(s.endpoints[0].node_name, before.endpoints[0].node_name);
+  EXPECT_EQ(s.endpoints[0].zone, before.endpoints[0].zone);
+  EXPECT_EQ(s.ports, before.ports);
+  Validate(s);
+
+  Service svc = ParseService(testing::ReadJson("service-loadbalancer-etp-local-ingress.json"));
+  svc.metadata.labels["service.kubernetes.io/service-proxy-name"] = "other";
+  Service svc_before = svc;
+  TrimForProxy(svc);
+  EXPECT_EQ(svc.metadata.labels,
+            (StringMap{{"service.kubernetes.io/service-proxy-name", "other"}}));
+  EXPECT_TRUE(svc.metadata.annotations.empty());
+  EXPECT_TRUE(svc.spec.selector.empty());
+  svc_before.metadata.labels = svc.metadata.labels;
+  svc_before.metadata.annotations.clear();
+  svc_before.spec.selector.clear();
+  EXPECT_EQ(svc, svc_before);
+}
+
+}  // namespace
+}  // namespace sluice::api

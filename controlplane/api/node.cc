@@ -85,6 +85,15 @@ Node ParseNode(const json& object) {
     auto scope = r.Enter("spec");
     ReadPodCidrs(r, *spec, n);
     n.unschedulable = r.Bool(*spec, "unschedulable").value_or(false);
+    if (const auto* taints = r.Array(*spec, "taints")) {
+      auto list = r.Enter("taints");
+      for (size_t i = 0; i < taints->size(); ++i) {
+        const auto& t = (*taints)[i];
+        if (!t.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(t));
+        auto item = r.Enter(i);
+        if (const auto* key = r.String(t, "key")) n.taint_keys.push_back(*key);
+      }
+    }
   }
   if (const auto* status = r.Object(object, "status")) {
     auto scope = r.Enter("status");

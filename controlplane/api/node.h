@@ -42,6 +42,9 @@ struct Node {
   // spec.podCIDRs (spec.podCIDR when the list is absent): at most one per family, primary first.
   std::vector<IpPrefix> pod_cidrs;
   bool unschedulable = false;
+  // spec.taints[].key: a proxy only looks at which taints are present (the cluster autoscaler's
+  // ToBeDeletedByClusterAutoscaler takes a node out of load balancers).
+  std::vector<std::string> taint_keys;
   std::vector<NodeAddress> addresses;
   // status of the "Ready" condition; nullopt when the node reports none yet. Unknown status
   // strings read as kUnknown.

@@ -55,6 +55,17 @@ TEST(ParseNode, Rejections) {
                "Node node-a: spec.unschedulable: expected a boolean, got number 1");
 }
 
+TEST(ParseNode, TaintKeys) {
+  auto j = NodeJson();
+  j["spec"]["taints"] = {{{"key", "ToBeDeletedByClusterAutoscaler"}, {"effect", "NoSchedule"}},
+                         {{"key", "node.kubernetes.io/unreachable"}, {"effect", "NoExecute"}}};
+  EXPECT_EQ(ParseNode(j).taint_keys, (std::vector<std::string>{"ToBeDeletedByClusterAutoscaler",
+                                                               "node.kubernetes.io/unreachable"}));
+  j["spec"]["taints"] = {"x"};
+  EXPECT_STREQ(Expect<ParseError>([&] { ParseNode(j); }).what(),
+               "Node node-a: spec.taints[0]: expected an object, got string \"x\"");
+}
+
 TEST(ValidateNode, PodCidrsOnePerFamily) {
   auto j = NodeJson();
   j["spec"] = {{"podCIDRs", {"10.244.1.0/24", "10.245.1.0/24"}}};

@@ -45,4 +45,37 @@ void Validate(const Object& o) {
   std::visit([](const auto& v) { Validate(v); }, o);
 }
 
+namespace {
+
+// The labels and annotations a proxy reads; TrimForProxy keeps only these.
+bool ProxyLabel(const std::string& key) {
+  return key == kServiceNameLabel || key == "service.kubernetes.io/service-proxy-name" ||
+         key == "service.kubernetes.io/headless";
+}
+
+void KeepOnly(StringMap& map, bool (*keep)(const std::string&)) {
+  for (auto it = map.begin(); it != map.end();) {
+    it = keep(it->first) ? std::next(it) : map.erase(it);
+  }
+}
+
+}  // namespace
+
+void TrimForProxy(EndpointSlice& s) {
+  KeepOnly(s.metadata.labels, ProxyLabel);
+  KeepOnly(s.metadata.annotations, [](const std::string& key) {
+    return key == "endpoints.kubernetes.io/last-change-trigger-time";
+  });
+  for (auto& e : s.endpoints) {
+    e.target_ref.reset();
+    e.hostname.reset();
+  }
+}
+
+void TrimForProxy(Service& s) {
+  KeepOnly(s.metadata.labels, ProxyLabel);
+  s.metadata.annotations.clear();
+  s.spec.selector.clear();
+}
+
 }  // namespace sluice::api

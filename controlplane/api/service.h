@@ -124,6 +124,12 @@ struct Service {
 // Services a proxy programs nothing for: headless, ExternalName, or without a cluster IP yet.
 bool SkippedByProxy(const Service& s);
 
+// Drops what a service proxy never reads, for caches of every Service (client-go's informer
+// transforms do the same): annotations (the load-balancer-source-ranges one is already folded into
+// the spec by the parser), the selector, and every label but the service-proxy-name and headless
+// ones.
+void TrimForProxy(Service& s);
+
 // Wire -> value. `object` is a Service; kind and apiVersion (v1) are checked when present (items
 // of a ServiceList carry neither). Throws ParseError naming namespace/name and the field.
 Service ParseService(const nlohmann::json& object);
