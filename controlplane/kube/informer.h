@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -105,6 +106,30 @@ class Informer : private ReflectorSink {
     }
   }
 
+  // A listing is parsed object by object as it arrives, so only typed values accumulate, never
+  // the listing's JSON. A rejected object is simply not part of it (logged; a stored version is
+  // then deleted by the Replace).
+  void ListObject(const std::string& key, nlohmann::json object) override {
+    std::string rv = api::ObjectResourceVersion(object);
+    auto obj = ParseLogged(object, key, rv);
+    object = nlohmann::json();  // free the JSON now
+    if (obj) {
+      listing_.insert_or_assign(key,
+                                typename Store<Object>::Item{key, std::move(rv), std::move(obj)});
+    } else {
+      listing_.erase(key);
+    }
+  }
+  void ListForget(const std::string& key) override { listing_.erase(key); }
+  void ListAbort() override { listing_.clear(); }
+  void ListEnd(const std::string&) override {
+    std::vector<typename Store<Object>::Item> typed;
+    typed.reserve(listing_.size());
+    for (auto& [key, item] : listing_) typed.push_back(std::move(item));
+    listing_.clear();
+    ReplaceWith(std::move(typed));
+  }
+
   void Replace(std::vector<nlohmann::json> items, const std::string&) override {
     std::vector<typename Store<Object>::Item> typed;
     typed.reserve(items.size());
@@ -115,6 +140,10 @@ class Informer : private ReflectorSink {
         typed.push_back({std::move(key), std::move(rv), std::move(obj)});
       }
     }
+    ReplaceWith(std::move(typed));
+  }
+
+  void ReplaceWith(std::vector<typename Store<Object>::Item> typed) {
     for (const auto& c : store_.Replace(std::move(typed))) Deliver(c);
     if (!synced_.load()) {
       {
@@ -149,6 +178,7 @@ class Informer : private ReflectorSink {
 
   EventHandlers<Object> handlers_;
   Store<Object> store_;
+  std::map<std::string, typename Store<Object>::Item> listing_;  // a listing in progress
   std::atomic<bool> synced_{false};
   mutable std::mutex sync_mu_;
   mutable std::condition_variable sync_cv_;

@@ -58,6 +58,20 @@ void Reflector::VersionedSink::Replace(std::vector<Json> items, const std::strin
   malloc_trim(0);
 }
 
+void Reflector::VersionedSink::ListObject(const std::string& key, Json object) {
+  sink_.ListObject(key, std::move(object));
+}
+
+void Reflector::VersionedSink::ListForget(const std::string& key) { sink_.ListForget(key); }
+
+void Reflector::VersionedSink::ListEnd(const std::string& rv) {
+  reflector_.SetResourceVersion(rv);
+  sink_.ListEnd(rv);
+  malloc_trim(0);
+}
+
+void Reflector::VersionedSink::ListAbort() { sink_.ListAbort(); }
+
 void Reflector::VersionedSink::Upsert(Json object) {
   reflector_.SetResourceVersion(api::ObjectResourceVersion(object));
   sink_.Upsert(std::move(object));
@@ -128,30 +142,36 @@ void Reflector::List(std::stop_token stop) {
   // first list, or when the server has shown it paginates anyway (client-go does the same).
   bool paginate = options_.page_size > 0 && (paginated_result_ || rv == "0" || rv.empty());
   std::string list_rv;
-  std::vector<Json> items;
+  size_t count = 0;
   try {
-    items = ListPages(stop, rv, paginate, &list_rv);
-  } catch (const ApiError& e) {
-    if (rv.empty() || !(e.status().IsExpired() || e.status().IsTooLargeResourceVersion())) {
-      throw;
+    try {
+      count = ListPages(stop, rv, paginate, &list_rv);
+    } catch (const ApiError& e) {
+      if (rv.empty() || !(e.status().IsExpired() || e.status().IsTooLargeResourceVersion())) {
+        throw;
+      }
+      SLOG_WARN << Describe() << ": LIST at resourceVersion " << rv << ": " << e.status().Summary()
+                << "; listing the current state instead";
+      resource_version_unavailable_ = true;
+      sink_.ListAbort();
+      count = ListPages(stop, "", options_.page_size > 0, &list_rv);
     }
-    SLOG_WARN << Describe() << ": LIST at resourceVersion " << rv << ": " << e.status().Summary()
-              << "; listing the current state instead";
-    resource_version_unavailable_ = true;
-    items = ListPages(stop, "", options_.page_size > 0, &list_rv);
+  } catch (...) {
+    sink_.ListAbort();
+    throw;
   }
   resource_version_unavailable_ = false;
-  SLOG_INFO << Describe() << ": listed " << items.size() << " at resourceVersion " << list_rv;
-  sink_.Replace(std::move(items), list_rv);
+  SLOG_INFO << Describe() << ": listed " << count << " at resourceVersion " << list_rv;
+  sink_.ListEnd(list_rv);
 }
 
-std::vector<Json> Reflector::ListPages(std::stop_token stop, const std::string& rv, bool paginate,
-                                       std::string* list_rv) {
+size_t Reflector::ListPages(std::stop_token stop, const std::string& rv, bool paginate,
+                            std::string* list_rv) {
   const QueryParams base = SelectorParams();
   QueryParams q = base;
   if (paginate) q["limit"] = std::to_string(options_.page_size);
   if (!rv.empty()) q["resourceVersion"] = rv;
-  std::vector<Json> items;
+  size_t items = 0;
   const std::string list_kind = options_.resource.kind + "List";
   for (int page = 1;; ++page) {
     std::string path = options_.resource.path + (q.empty() ? "" : "?" + EncodeQuery(q));
@@ -162,9 +182,9 @@ std::vector<Json> Reflector::ListPages(std::stop_token stop, const std::string& 
       if (page > 1 && st.IsExpired()) {
         // The snapshot the continue token points into was compacted away. Pages already read
         // belong to it, so start over: one unpaginated request at the same RV (client-go's pager).
-        SLOG_WARN << Describe() << ": LIST " << url << ": continue token expired after "
-                  << items.size() << " objects (" << st.Summary()
-                  << "); listing again in one request";
+        SLOG_WARN << Describe() << ": LIST " << url << ": continue token expired after " << items
+                  << " objects (" << st.Summary() << "); listing again in one request";
+        sink_.ListAbort();
         return ListPages(stop, rv, /*paginate=*/false, list_rv);
       }
       throw ApiError("LIST " + url + ": " + st.Summary(), url, st);
@@ -198,10 +218,12 @@ std::vector<Json> Reflector::ListPages(std::stop_token stop, const std::string& 
     if (list != doc.end() && list->is_array()) {
       for (size_t i = 0; i < list->size(); ++i) {
         Json& item = (*list)[i];
-        if (!item.is_object() || api::ObjectKey(item).empty()) {
+        std::string key = item.is_object() ? api::ObjectKey(item) : "";
+        if (key.empty()) {
           throw Error("LIST " + url + ": items[" + std::to_string(i) + "] has no metadata.name");
         }
-        items.push_back(std::move(item));
+        sink_.ListObject(key, std::move(item));
+        ++items;
       }
     }
     *list_rv = page_rv;
@@ -243,7 +265,12 @@ Reflector::Next Reflector::Watch(std::stop_token stop, WatchMode mode, bool* ref
   auto last_warning = start;
 
   std::function<bool(std::string_view)> on_chunk = [&](std::string_view data) {
+    const bool was_waiting = session.waiting_for_initial_events();
     outcome = session.OnData(data);
+    if (was_waiting && !session.waiting_for_initial_events()) {
+      SLOG_INFO << what << ": listed " << session.initial_objects()
+                << " (initial events) at resourceVersion " << session.resource_version();
+    }
     if (!session.waiting_for_initial_events()) SetResourceVersion(session.resource_version());
     return outcome == WatchSession::Outcome::kContinue;
   };

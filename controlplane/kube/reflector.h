@@ -52,8 +52,10 @@ class Reflector {
   enum class WatchMode { kWatch, kWatchList };
 
   void List(std::stop_token stop);
-  std::vector<nlohmann::json> ListPages(std::stop_token stop, const std::string& rv, bool paginate,
-                                        std::string* list_rv);
+  // Feeds every item of every page to the sink's listing; returns the item count. The caller
+  // ends (or aborts) the listing.
+  size_t ListPages(std::stop_token stop, const std::string& rv, bool paginate,
+                   std::string* list_rv);
   // One watch request, read to its end. For kWatchList, sets *refused when the server does not
   // do watch-list (the caller then lists instead).
   Next Watch(std::stop_token stop, WatchMode mode, bool* refused);
@@ -69,6 +71,10 @@ class Reflector {
     void Replace(std::vector<nlohmann::json> items, const std::string& rv) override;
     void Upsert(nlohmann::json object) override;
     void Delete(nlohmann::json object) override;
+    void ListObject(const std::string& key, nlohmann::json object) override;
+    void ListForget(const std::string& key) override;
+    void ListEnd(const std::string& rv) override;
+    void ListAbort() override;
 
    private:
     Reflector& reflector_;

@@ -2,6 +2,7 @@
 // without headless or foreign-proxy ones (kube-proxy's label selector), and this node's own Node.
 // An object the API layer rejects (ParseError or ValidationError, both naming the object and the
 // field) is logged and kept out of the store, as kube-proxy leaves an invalid Service unprogrammed.
+// Stored objects carry only what a proxy reads (api::TrimForProxy).
 #pragma once
 
 #include <string>
@@ -14,20 +15,28 @@
 
 namespace sluice::kube {
 
-// A codec that parses one kind with controlplane/api and applies its semantic validation.
-template <typename T, T (*ParseFn)(const nlohmann::json&)>
+// A codec that parses one kind with controlplane/api, applies its semantic validation and then
+// drops what a proxy never reads (client-go's informer transform), so the caches of a large
+// cluster hold only what the proxy uses.
+template <typename T, T (*ParseFn)(const nlohmann::json&), void (*TrimFn)(T&)>
 struct ValidatingCodec {
   using Object = T;
   static Object Parse(const nlohmann::json& object) {
     T value = ParseFn(object);
     api::Validate(value);
+    TrimFn(value);
     return value;
   }
 };
 
-using ServiceCodec = ValidatingCodec<api::Service, &api::ParseService>;
-using EndpointSliceCodec = ValidatingCodec<api::EndpointSlice, &api::ParseEndpointSlice>;
-using NodeCodec = ValidatingCodec<api::Node, &api::ParseNode>;
+inline void KeepNode(api::Node&) {}  // one object: nothing worth trimming
+
+using ServiceCodec = ValidatingCodec<api::Service, &api::ParseService,
+                                     static_cast<void (*)(api::Service&)>(&api::TrimForProxy)>;
+using EndpointSliceCodec =
+    ValidatingCodec<api::EndpointSlice, &api::ParseEndpointSlice,
+                    static_cast<void (*)(api::EndpointSlice&)>(&api::TrimForProxy)>;
+using NodeCodec = ValidatingCodec<api::Node, &api::ParseNode, &KeepNode>;
 
 using ServiceInformer = Informer<ServiceCodec>;
 using EndpointSliceInformer = Informer<EndpointSliceCodec>;

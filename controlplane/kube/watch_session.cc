@@ -14,6 +14,11 @@ WatchSession::WatchSession(Resource resource, ReflectorSink& sink, std::string r
       initial_events_(initial_events),
       framer_(max_event_bytes) {}
 
+WatchSession::~WatchSession() {
+  // A watch-list that ends before its initial events did listed nothing.
+  if (listing_open_) sink_.ListAbort();
+}
+
 WatchSession::Outcome WatchSession::Malformed(std::string problem) {
   problem_ = std::move(problem);
   return outcome_ = Outcome::kMalformed;
@@ -51,12 +56,9 @@ WatchSession::Outcome WatchSession::OnEvent(std::string_view text) {
     case api::WatchEventType::kBookmark: {
       const api::Bookmark& b = ev.bookmark();
       if (initial_events_ && b.initial_events_end) {
-        std::vector<nlohmann::json> items;
-        items.reserve(initial_.size());
-        for (auto& [key, obj] : initial_) items.push_back(std::move(obj));
-        initial_.clear();
         initial_events_ = false;
-        sink_.Replace(std::move(items), b.resource_version);
+        listing_open_ = false;
+        sink_.ListEnd(b.resource_version);
       }
       resource_version_ = b.resource_version;
       return Outcome::kContinue;
@@ -77,10 +79,12 @@ WatchSession::Outcome WatchSession::OnEvent(std::string_view text) {
   if (initial_events_) {
     // Initial events carry each object's own resourceVersion, in no order: the position to
     // resume from is only known at the closing bookmark.
+    listing_open_ = true;
     if (ev.type == api::WatchEventType::kDeleted) {
-      initial_.erase(key);
+      sink_.ListForget(key);
     } else {
-      initial_[key] = std::move(object);
+      ++initial_objects_;
+      sink_.ListObject(key, std::move(object));
     }
     return Outcome::kContinue;
   }

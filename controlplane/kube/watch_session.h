@@ -1,8 +1,9 @@
 // One watch stream, without I/O: cuts the body into events (api::WatchStreamFramer), checks each
 // envelope (api::ParseRawWatchEventText), applies it to the sink in order and tracks the
 // resourceVersion to resume from. Objects stay JSON: the informer's codec parses them. In
-// watch-list mode (sendInitialEvents) it first collects the initial ADDED events and hands them
-// over as one Replace when the bookmark marked k8s.io/initial-events-end arrives.
+// watch-list mode (sendInitialEvents) the initial ADDED events go to the sink as a listing
+// (ListObject), which ends (ListEnd) at the bookmark marked k8s.io/initial-events-end; a session
+// that ends before that bookmark aborts the listing (ListAbort).
 #pragma once
 
 #include <map>
@@ -30,6 +31,9 @@ class WatchSession {
   WatchSession(Resource resource, ReflectorSink& sink, std::string resource_version,
                bool initial_events,
                size_t max_event_bytes = api::WatchStreamFramer::kDefaultMaxEventBytes);
+  ~WatchSession();
+  WatchSession(const WatchSession&) = delete;
+  WatchSession& operator=(const WatchSession&) = delete;
 
   // Body bytes as they arrive (chunk boundaries are not event boundaries); each complete event
   // goes to OnEvent. Once something other than kContinue is returned, the session ignores further
@@ -41,8 +45,8 @@ class WatchSession {
   // The resourceVersion to resume a watch from (advanced by events and bookmarks).
   const std::string& resource_version() const { return resource_version_; }
   bool waiting_for_initial_events() const { return initial_events_; }
-  size_t events() const { return events_; }  // events decoded, bookmarks included
-  size_t initial_objects() const { return initial_.size(); }
+  size_t events() const { return events_; }                    // events decoded, bookmarks included
+  size_t initial_objects() const { return initial_objects_; }  // initial ADDED events so far
   // The bytes of an event not yet complete: if the stream ends here, a truncated event.
   std::string_view pending() const { return framer_.pending(); }
   // Why the session stopped: the ERROR event's Status, or what was wrong with the stream.
@@ -57,7 +61,8 @@ class WatchSession {
   std::string resource_version_;
   bool initial_events_;
   api::WatchStreamFramer framer_;
-  std::map<std::string, nlohmann::json> initial_;
+  bool listing_open_ = false;  // the sink holds a partial listing from this session
+  size_t initial_objects_ = 0;
   size_t events_ = 0;
   Outcome outcome_ = Outcome::kContinue;
   std::optional<api::Status> status_;

@@ -83,6 +83,47 @@ TEST(WatchSessionTest, WatchListCollectsInitialEventsUntilTheAnnotatedBookmark) 
           "upsert default/nginx-service-6tjbr@10960"}));
 }
 
+// A sink that keeps each listed object as it arrives (as the informer parses it at once).
+struct StreamingSink : RecordingSink {
+  std::vector<std::string> listed;
+  int aborts = 0;
+  void ListObject(const std::string& key, nlohmann::json object) override {
+    listed.push_back(key + "@" + ObjectResourceVersion(object));
+    ReflectorSink::ListObject(key, std::move(object));
+  }
+  void ListAbort() override {
+    ++aborts;
+    ReflectorSink::ListAbort();
+  }
+};
+
+TEST(WatchSessionTest, WatchListHandsOverEachInitialObjectAsItArrives) {
+  StreamingSink sink;
+  auto lines = Lines(ReadTestdata("watch-stream-endpointslices-watchlist.ndjson"));
+  {
+    WatchSession s(EndpointSlicesResource(), sink, "", true);
+    ASSERT_EQ(s.OnEvent(lines[0]), WatchSession::Outcome::kContinue);
+    EXPECT_EQ(sink.listed.size(), 1u);
+    ASSERT_EQ(s.OnEvent(lines[1]), WatchSession::Outcome::kContinue);
+    EXPECT_EQ(sink.listed.size(), 2u);
+    EXPECT_EQ(s.initial_objects(), 2u);
+    // The stream ends before the initial-events-end bookmark: the partial listing is dropped,
+    // nothing reaches the store.
+  }
+  EXPECT_EQ(sink.aborts, 1);
+  EXPECT_TRUE(sink.calls.empty());
+  // A complete one is not aborted.
+  sink.listed.clear();
+  {
+    WatchSession s(EndpointSlicesResource(), sink, "", true);
+    for (size_t i = 0; i < 4; ++i) ASSERT_EQ(s.OnEvent(lines[i]), WatchSession::Outcome::kContinue);
+  }
+  EXPECT_EQ(sink.aborts, 1);
+  EXPECT_EQ(sink.listed.size(), 3u);
+  ASSERT_EQ(sink.calls.size(), 1u);
+  EXPECT_EQ(sink.calls[0].rfind("replace@10950:", 0), 0u);
+}
+
 TEST(WatchSessionTest, ErrorEvent410IsExpired) {
   RecordingSink sink;
   WatchSession s(ServicesResource(), sink, "1", false);
