@@ -1,0 +1,73 @@
+// The agent: one source (API server or manifest directory) -> ClusterState -> NodeStateTracker ->
+// the selected backend, driven by the sync runner, with the healthz and metrics servers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "agent/agent_config.h"
+#include "controlplane/state/cluster_state.h"
+#include "controlplane/state/node_state_tracker.h"
+#include "proxy/backend.h"
+#include "proxy/http_server.h"
+#include "proxy/metrics.h"
+#include "proxy/proxy_health.h"
+#include "proxy/proxy_metrics.h"
+#include "proxy/sync_runner.h"
+
+namespace sluice::sources {
+class ApiSource;
+class ManifestSource;
+}  // namespace sluice::sources
+
+namespace sluice::agent {
+
+// The node name kube-proxy would use: --hostname-override, else the host name, lower-cased.
+std::string NodeName(const AgentConfig& config);
+
+class Agent {
+ public:
+  // `dry_run_out` receives the --dry-run output.
+  Agent(AgentConfig config, std::ostream& dry_run_out);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Binds the servers, connects the source and starts syncing. Throws (with a message naming the
+  // flag, file or address) when any of it cannot start; nothing keeps running then.
+  void Start();
+  void Stop();
+
+  const std::string& node_name() const { return node_name_; }
+  uint16_t healthz_port() const { return healthz_server_ ? healthz_server_->port() : 0; }
+  uint16_t metrics_port() const { return metrics_server_ ? metrics_server_->port() : 0; }
+
+ private:
+  bool Sync(proxy::SyncTrigger trigger);
+  void OnClusterChange();
+  void RecordSyncMetrics(const state::NodeStateChange& change, double seconds, bool full);
+
+  AgentConfig config_;
+  std::string node_name_;
+  std::vector<IpFamily> families_;
+  proxy::Registry registry_;
+  proxy::ProxyMetrics metrics_;
+  proxy::ProxyHealth health_;
+  state::ClusterState cluster_;
+  state::NodeStateTracker tracker_;
+  std::unique_ptr<proxy::Backend> backend_;
+  std::unique_ptr<proxy::HttpServer> healthz_server_;
+  std::unique_ptr<proxy::HttpServer> metrics_server_;
+  std::unique_ptr<proxy::SyncRunner> runner_;
+  std::unique_ptr<sources::ApiSource> api_source_;
+  std::unique_ptr<sources::ManifestSource> manifest_source_;
+  bool needs_full_sync_ = true;
+  uint64_t syncs_ = 0;
+  // steady_clock nanoseconds of the first change not yet synced; 0 when none is pending.
+  std::atomic<int64_t> pending_since_ns_{0};
+};
+
+}  // namespace sluice::agent

@@ -1,0 +1,93 @@
+// libFuzzer target: the object-to-model conversion. Each input line is a Kubernetes object (JSON:
+// Service, EndpointSlice or Node) to add or replace, or "-<key>" to delete the Service and
+// EndpointSlice with that key; the objects that parse and validate go into a ClusterState for
+// "node-a", and the NodeStateTracker follows after every few lines. Whatever the input: no crash,
+// leak or undefined behaviour, the incremental NodeState always equals a full recomputation, and
+// every service port satisfies the model's invariants (sorted, unique endpoints; verdicts that
+// match the endpoint lists).
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "controlplane/api/object.h"
+#include "controlplane/api/object_error.h"
+#include "controlplane/state/cluster_state.h"
+#include "controlplane/state/node_state_tracker.h"
+
+namespace api = sluice::api;
+namespace state = sluice::state;
+
+namespace {
+
+void CheckPort(const state::ServicePortState& p) {
+  auto sorted_unique = [](const std::vector<state::Endpoint>& eps) {
+    for (size_t i = 1; i < eps.size(); ++i) {
+      if (!(std::tie(eps[i - 1].ip, eps[i - 1].port) < std::tie(eps[i].ip, eps[i].port))) {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!sorted_unique(p.cluster_endpoints) || !sorted_unique(p.local_endpoints)) __builtin_trap();
+  for (const auto& ep : p.local_endpoints) {
+    if (!ep.local || ep.ip.family() != p.family) __builtin_trap();
+  }
+  for (const auto& ep : p.cluster_endpoints) {
+    if (ep.ip.family() != p.family || !(ep.ready || (ep.serving && ep.terminating))) {
+      __builtin_trap();
+    }
+  }
+  if (p.cluster_ip.family() != p.family) __builtin_trap();
+  auto verdict = [&](const std::vector<state::Endpoint>& eps) {
+    if (!p.has_any_endpoints) return state::TrafficVerdict::kReject;
+    return eps.empty() ? state::TrafficVerdict::kDrop : state::TrafficVerdict::kForward;
+  };
+  if (p.internal_verdict != verdict(p.internal_endpoints())) __builtin_trap();
+  if (p.external_verdict != verdict(p.external_endpoints())) __builtin_trap();
+  if (p.ToString().empty()) __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  state::ClusterState cluster("node-a");
+  state::NodeStateTracker tracker({.node_name = "node-a"});
+  size_t line_no = 0;
+  while (!input.empty()) {
+    size_t nl = input.find('\n');
+    std::string_view line = input.substr(0, nl);
+    input.remove_prefix(nl == std::string_view::npos ? input.size() : nl + 1);
+    ++line_no;
+    if (!line.empty() && line[0] == '-') {
+      std::string key(line.substr(1));
+      cluster.DeleteService(key);
+      cluster.DeleteEndpointSlice(key);
+      cluster.DeleteNode(key);
+    } else if (!line.empty()) {
+      try {
+        api::Object obj = api::ParseObjectText(line);
+        api::Validate(obj);
+        if (auto* s = std::get_if<api::Service>(&obj)) {
+          cluster.UpsertService(std::make_shared<const api::Service>(std::move(*s)));
+        } else if (auto* e = std::get_if<api::EndpointSlice>(&obj)) {
+          cluster.UpsertEndpointSlice(std::make_shared<const api::EndpointSlice>(std::move(*e)));
+        } else if (auto* n = std::get_if<api::Node>(&obj)) {
+          cluster.UpsertNode(std::make_shared<const api::Node>(std::move(*n)));
+        }
+      } catch (const api::ObjectError& e) {
+        if (e.what()[0] == '\0') __builtin_trap();
+      }
+    }
+    if (line_no % 3 == 0) tracker.Update(cluster, line_no % 9 == 0);
+  }
+  tracker.Update(cluster);
+  if (!(tracker.state() == state::ComputeNodeState(cluster, tracker.options()))) __builtin_trap();
+  for (const auto& [key, svc] : tracker.state().services) {
+    for (const auto& p : svc->ports) CheckPort(p);
+  }
+  return 0;
+}
