@@ -308,6 +308,37 @@ TEST(NodeStateRules, ZoneHintsFilterWhenEveryReadyEndpointHasThem) {
   EXPECT_EQ(Compute(svc, {partial}, Node("zone-a"))->ports[0].cluster_endpoints.size(), 2u);
 }
 
+// kube-proxy's TestCategorizeEndpoints: "only unready endpoints in same zone (should not filter)".
+TEST(NodeStateRules, HintsForOurZoneOnlyOnUnreadyEndpointsAreIgnored) {
+  auto svc = SvcJson("web", "10.96.0.1");
+  auto slice = Slice(SliceJson("web-1", "web",
+                               {{.ip = "10.1.2.3", .ready = false, .zone_hints = {"zone-a"}},
+                                {.ip = "10.1.2.4", .zone_hints = {"zone-b"}},
+                                {.ip = "10.1.2.5", .zone_hints = {"zone-c"}},
+                                {.ip = "10.1.2.6", .ready = false, .zone_hints = {"zone-a"}}}));
+  EXPECT_EQ(Addrs(Compute(svc, {slice}, Node("zone-a"))->ports[0].cluster_endpoints),
+            (Strings{"10.1.2.4:8080", "10.1.2.5:8080"}));
+}
+
+// kube-proxy's TestCategorizeEndpoints: "conflicting topology and localness require merging
+// allEndpoints" (topology narrows the Cluster list, not the Local one).
+TEST(NodeStateRules, TopologyAppliesToClusterEndpointsNotLocalOnes) {
+  auto svc = SvcJson("web", "10.96.0.1",
+                     {{"type", "NodePort"},
+                      {"externalTrafficPolicy", "Local"},
+                      {"ports", {{{"name", "http"}, {"port", 80}, {"nodePort", 30080}}}}});
+  auto slice = Slice(SliceJson("web-1", "web",
+                               {{.ip = "10.0.0.0", .node = kNode, .zone_hints = {"zone-a"}},
+                                {.ip = "10.0.0.1", .node = kNode, .zone_hints = {"zone-b"}},
+                                {.ip = "10.0.0.2", .node = "node-b", .zone_hints = {"zone-a"}},
+                                {.ip = "10.0.0.3", .node = "node-b", .zone_hints = {"zone-b"}}}));
+  const auto p = Compute(svc, {slice}, Node("zone-a"))->ports[0];
+  EXPECT_EQ(Addrs(p.cluster_endpoints), (Strings{"10.0.0.0:8080", "10.0.0.2:8080"}));
+  EXPECT_EQ(Addrs(p.local_endpoints), (Strings{"10.0.0.0:8080", "10.0.0.1:8080"}));
+  EXPECT_EQ(Addrs(p.AllReachableEndpoints()),
+            (Strings{"10.0.0.0:8080", "10.0.0.1:8080", "10.0.0.2:8080"}));
+}
+
 TEST(NodeStateRules, NodeHintsWinOverZoneHints) {
   // trafficDistribution PreferSameNode: the controller writes node hints (and zone hints).
   auto svc = SvcJson("web", "10.96.0.1", {{"trafficDistribution", "PreferSameNode"}});

@@ -209,7 +209,8 @@ class TypedTest(KubeClientTest):
         w.wait_synced()
         good = lambda o: o["metadata"]["name"] != "bad"
         w.wait_for_state(server_state(self.server, keep=good))
-        self.assertIn("Service default/bad", w.stderr)
+        # stderr is read by its own thread: the line may arrive after the synced event.
+        w.wait(lambda: "Service default/bad" in w.stderr, what="the rejection logged")
         self.assertIn("rejected", w.stderr)
         self.put("good")
         w.wait_for_state(server_state(self.server, keep=good))
