@@ -115,6 +115,9 @@ void Agent::Start() {
       api_source_ = std::make_unique<sources::ApiSource>(
           kube::ApiConnection::Open(kube::BuildRestConfig(client)), cluster_);
     }
+    // As kube-proxy's sync loop does when it starts: from here on a queued change that is not
+    // synced within the health timeout (say, the first sync never succeeds) makes /healthz 503.
+    for (IpFamily f : families_) health_.Updated(f);
     runner_->Start();
     if (manifest_source_) manifest_source_->Start();
     if (api_source_) api_source_->Start();
