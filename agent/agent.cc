@@ -56,6 +56,9 @@ std::string NodeName(const AgentConfig& config) {
 }
 
 Agent::Agent(AgentConfig config, std::ostream& dry_run_out)
+    : Agent(config, MakeBackend(config, dry_run_out)) {}
+
+Agent::Agent(AgentConfig config, std::unique_ptr<proxy::Backend> backend)
     : config_(std::move(config)),
       node_name_(NodeName(config_)),
       families_(Families(config_)),
@@ -67,7 +70,7 @@ Agent::Agent(AgentConfig config, std::ostream& dry_run_out)
       tracker_(state::NodeStateOptions{
           .node_name = node_name_,
           .families = std::set<IpFamily>(families_.begin(), families_.end())}),
-      backend_(MakeBackend(config_, dry_run_out)) {
+      backend_(std::move(backend)) {
   proxy::RegisterProcessMetrics(registry_);
 }
 
@@ -78,9 +81,8 @@ void Agent::Start() {
     SLOG_WARN << "config " << config_.config_file << ": " << f
               << ": not used by sluice-agent, ignored";
   }
-  SLOG_INFO << "sluice-agent " << SLUICE_VERSION << " node " << node_name_ << " mode "
-            << (config_.dry_run ? "dry-run" : std::string(ToString(config_.proxy_mode)))
-            << " source "
+  SLOG_INFO << "sluice-agent " << SLUICE_VERSION << " node " << node_name_ << " backend "
+            << backend_->name() << " source "
             << (config_.manifests_dir.empty() ? "api" : "manifests " + config_.manifests_dir);
   try {
     if (!config_.healthz_bind_address.empty()) {
@@ -91,9 +93,7 @@ void Agent::Start() {
     }
     if (!config_.metrics_bind_address.empty()) {
       proxy::HttpRoutes routes;
-      proxy::AddMetricsServerRoutes(
-          registry_, config_.dry_run ? "dry-run" : std::string(ToString(config_.proxy_mode)),
-          routes);
+      proxy::AddMetricsServerRoutes(registry_, std::string(backend_->name()), routes);
       metrics_server_ = std::make_unique<proxy::HttpServer>(
           "metrics server", config_.metrics_bind_address, std::move(routes));
     }

@@ -32,6 +32,8 @@ class Agent {
  public:
   // `dry_run_out` receives the --dry-run output.
   Agent(AgentConfig config, std::ostream& dry_run_out);
+  // With a given backend instead of the one the config selects (tests).
+  Agent(AgentConfig config, std::unique_ptr<proxy::Backend> backend);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
