@@ -11,6 +11,7 @@
 #include "common/ip_address.h"
 #include "controlplane/api/object_meta.h"
 #include "controlplane/api/service.h"
+#include "controlplane/api/json_dom.h"
 
 namespace sluice::api {
 
@@ -96,7 +97,8 @@ void TrimForProxy(EndpointSlice& s);
 
 // Wire -> value; kind and apiVersion (discovery.k8s.io/v1) are checked when present. Throws
 // ParseError.
-EndpointSlice ParseEndpointSlice(const nlohmann::json& object);
+EndpointSlice ParseEndpointSlice(JsonElement object);
+EndpointSlice ParseEndpointSlice(const nlohmann::json& object);  // the same, re-read
 // Semantic checks (README.md). Throws ValidationError.
 void Validate(const EndpointSlice& s);
 
