@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/object_meta.h"
 #include "controlplane/api/service.h"
-#include "controlplane/api/json_dom.h"
 
 namespace sluice::api {
 

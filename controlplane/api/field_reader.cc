@@ -89,7 +89,8 @@ StringMap FieldReader::Map(JsonObject obj, std::string_view key) {
   bool all_strings = true;
   for (auto field : *m) {
     if (field.value.is_string()) {
-      out.insert_or_assign(std::string(field.key), std::string(field.value.get_string().value_unsafe()));
+      out.insert_or_assign(std::string(field.key),
+                           std::string(field.value.get_string().value_unsafe()));
     } else if (field.value.is_null()) {  // Go stores the zero value
       out.insert_or_assign(std::string(field.key), std::string());
     } else {
@@ -304,7 +305,8 @@ JsonElement ParseJsonDom(JsonParser& parser, std::string_view text) {
   }
   std::string again = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   auto error = parser.parse(again).get(e);
-  if (error) throw ParseError("", "", "", std::string("malformed JSON: ") + simdjson::error_message(error));
+  if (error)
+    throw ParseError("", "", "", std::string("malformed JSON: ") + simdjson::error_message(error));
   return e;
 }
 

@@ -10,10 +10,11 @@
 // document, cheap to copy.
 #pragma once
 
+#include <simdjson.h>
+
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <simdjson.h>
 #include <span>
 #include <string>
 #include <string_view>

@@ -4,12 +4,14 @@
 // source) re-read their value through the same parsers (ParseNlohmann in field_reader.h).
 //
 // The whole simdjson header comes in, not a declaration: with both overloads of a parser visible,
-// overload resolution asks nlohmann-json whether it converts to an element, which needs it complete.
+// overload resolution asks nlohmann-json whether it converts to an element, which needs it
+// complete.
 #pragma once
+
+#include <simdjson.h>
 
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
-#include <simdjson.h>
 #include <string_view>
 
 namespace sluice::api {

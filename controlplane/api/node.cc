@@ -89,7 +89,8 @@ Node ParseNode(JsonElement json) {
       for (JsonElement t : *taints) {
         if (!t.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(t));
         auto item = r.Enter(i++);
-        if (auto key = r.String(t.get_object().value_unsafe(), "key")) n.taint_keys.emplace_back(*key);
+        if (auto key = r.String(t.get_object().value_unsafe(), "key"))
+          n.taint_keys.emplace_back(*key);
       }
     }
   }

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "common/ip_address.h"
-#include "controlplane/api/object_meta.h"
 #include "controlplane/api/json_dom.h"
+#include "controlplane/api/object_meta.h"
 
 namespace sluice::api {
 

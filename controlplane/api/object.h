@@ -6,10 +6,10 @@
 #include <variant>
 
 #include "controlplane/api/endpoint_slice.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/node.h"
 #include "controlplane/api/object_meta.h"
 #include "controlplane/api/service.h"
-#include "controlplane/api/json_dom.h"
 
 namespace sluice::api {
 

@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "controlplane/api/endpoint_slice.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/node.h"
 #include "controlplane/api/object_error.h"
 #include "controlplane/api/service.h"
-#include "controlplane/api/json_dom.h"
 
 namespace sluice::api {
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
 #include "controlplane/api/json_dom.h"
 
 namespace sluice::api {

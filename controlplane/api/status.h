@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
 #include "controlplane/api/json_dom.h"
 
 namespace sluice::api {

@@ -75,8 +75,8 @@ Bookmark ReadBookmark(JsonObject object) {
 // The envelope, the same for both parsers; parse_object turns the object of ADDED, MODIFIED and
 // DELETED into a T.
 template <typename T, typename F>
-BasicWatchEvent<T> ParseEvent(JsonElement json, std::string_view kind,
-                              std::string_view api_version, F&& parse_object) {
+BasicWatchEvent<T> ParseEvent(JsonElement json, std::string_view kind, std::string_view api_version,
+                              F&& parse_object) {
   FieldReader r("", "");
   WatchEventType type = WatchEventType::kAdded;
   JsonElement object;

@@ -8,9 +8,9 @@
 #include <string_view>
 #include <variant>
 
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/object.h"
 #include "controlplane/api/status.h"
-#include "controlplane/api/json_dom.h"
 
 namespace sluice::api {
 

@@ -92,10 +92,10 @@ TEST(ParseRawWatchEvent, KeepsTheObjectAsSent) {
   EXPECT_EQ(ObjectKey(ev.object()), "d/c");
   EXPECT_EQ(ObjectResourceVersion(ev.object()), "7");
   // No kind on the object: the watched one is assumed; "" accepts any kind.
-  EXPECT_EQ(
-      ParseRawWatchEventText(other, R"({"type":"ADDED","object":{"metadata":{"name":"n"}}})", "Node")
-          .type,
-      WatchEventType::kAdded);
+  EXPECT_EQ(ParseRawWatchEventText(other, R"({"type":"ADDED","object":{"metadata":{"name":"n"}}})",
+                                   "Node")
+                .type,
+            WatchEventType::kAdded);
   EXPECT_EQ(ParseRawWatchEventText(other, R"({"type":"ADDED","object":{"kind":"Pod"}})", "").type,
             WatchEventType::kAdded);
 }

@@ -15,6 +15,8 @@
 // Service from its service map.
 #pragma once
 
+#include <simdjson.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -22,7 +24,6 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <simdjson.h>
 #include <thread>
 #include <type_traits>
 

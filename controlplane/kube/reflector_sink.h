@@ -6,9 +6,10 @@
 // (the informer's codec parses them into typed values); none is kept as JSON on the way.
 #pragma once
 
+#include <simdjson.h>
+
 #include <map>
 #include <nlohmann/json.hpp>
-#include <simdjson.h>
 #include <string>
 #include <vector>
 

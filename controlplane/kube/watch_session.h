@@ -7,9 +7,10 @@
 // (ListAbort).
 #pragma once
 
+#include <simdjson.h>
+
 #include <map>
 #include <optional>
-#include <simdjson.h>
 #include <string>
 #include <string_view>
 
@@ -62,7 +63,7 @@ class WatchSession {
   std::string resource_version_;
   bool initial_events_;
   api::WatchStreamFramer framer_;
-  api::JsonParser parser_;  // the current event's document; reused, so its buffers are too
+  api::JsonParser parser_;     // the current event's document; reused, so its buffers are too
   bool listing_open_ = false;  // the sink holds a partial listing from this session
   size_t initial_objects_ = 0;
   size_t events_ = 0;
