@@ -276,21 +276,21 @@ int Main(int argc, char** argv) {
   rows[2].simd_mem = MeasureInChild(sj_events, drop_decoder);
 
   std::printf(
-      "\nTime: median of %d runs. controlplane/api = text -> api:: values through its parsers "
+      "\nTime: median of %d runs. api parsers = text -> api:: values through controlplane/api "
       "(simdjson DOM),\nsplit into (DOM parse + typed conversion); ondemand = the bench's "
-      "simdjson ondemand decoder;\nratio = controlplane/api / ondemand.\n",
+      "simdjson ondemand decoder;\nratio = api parsers / ondemand.\n",
       opt.runs);
-  std::printf("%-40s %11s %13s  %16s %13s %8s\n", "workload", "input", "controlplane/api",
+  std::printf("%-40s %11s %13s  %16s %13s %8s\n", "workload", "input", "api parsers",
               "(DOM + typed)", "ondemand", "ratio");
   for (const auto& r : rows) PrintTimes(r);
   std::printf(
       "\nMemory: MB above the RSS before the parse, one parse in a fresh child process;\n"
       "peak = VmHWM during the parse, retained = RSS with the typed result alive.\n");
-  std::printf("%-40s %25s %25s %8s\n", "workload", "controlplane/api peak/kept",
+  std::printf("%-40s %25s %25s %8s\n", "workload", "api parsers peak/kept",
               "ondemand peak/kept", "ratio");
   for (const auto& r : rows) PrintMemory(r);
   const double events = static_cast<double>(std::max<size_t>(opt.size.watch_events, 1));
-  std::printf("per watch event: controlplane/api %.1f us, ondemand %.1f us\n",
+  std::printf("per watch event: api parsers %.1f us, ondemand %.1f us\n",
               Median(rows[2].nlohmann) * 1000.0 / events, Median(rows[2].simd) * 1000.0 / events);
   return sink == 0 ? 1 : 0;
 }
