@@ -56,7 +56,8 @@ void Event(std::string_view text) {
     });
     bool raw_ok = false;
     Expecting([&] {
-      auto ev = api::ParseRawWatchEventText(text, kind_name);
+      api::JsonParser parser;
+      auto ev = api::ParseRawWatchEventText(parser, text, kind_name);
       raw_ok = true;
       if (ev.type == api::WatchEventType::kBookmark) {
         if (ev.bookmark().resource_version.empty()) __builtin_trap();

@@ -17,7 +17,7 @@ using sluice::api::ObjectKey;
 using sluice::api::ObjectResourceVersion;
 using Outcome = sluice::kube::WatchSession::Outcome;
 
-struct StoreSink : sluice::kube::ReflectorSink {
+struct StoreSink : sluice::kube::JsonSink {
   sluice::kube::Store<nlohmann::json> store;
   bool ended = false;  // set once the session reported anything but kContinue
   void Replace(std::vector<nlohmann::json> items, const std::string&) override {
@@ -31,14 +31,14 @@ struct StoreSink : sluice::kube::ReflectorSink {
     }
     store.Replace(std::move(typed));
   }
-  void Upsert(nlohmann::json o) override {
+  void UpsertJson(nlohmann::json o) override {
     if (ended) std::abort();
     std::string key = ObjectKey(o);
     std::string rv = ObjectResourceVersion(o);
     if (key.empty() || rv.empty()) std::abort();
     store.Upsert({key, rv, std::make_shared<const nlohmann::json>(std::move(o))});
   }
-  void Delete(nlohmann::json o) override {
+  void DeleteJson(nlohmann::json o) override {
     if (ended) std::abort();
     if (ObjectKey(o).empty()) std::abort();
     store.Delete(ObjectKey(o));

@@ -1,8 +1,8 @@
 // The benchmark's second path: the same typed api:: values, decoded with simdjson's ondemand API
-// instead of nlohmann-json. Bench-only and deliberately small: it reads the fields the api parser
-// reads and applies the same defaults, but reports errors without field paths, does not read the
-// load-balancer-source-ranges annotation, and expects a watch event's "type" before its "object"
-// (Go's encoder writes them in that order).
+// instead of controlplane/api's parsers (simdjson's DOM). Bench-only and deliberately small: it
+// reads the fields the api parser reads and applies the same defaults, but reports errors without
+// field paths, does not read the load-balancer-source-ranges annotation, and expects a watch
+// event's "type" before its "object" (Go's encoder writes them in that order).
 #pragma once
 
 #include <simdjson.h>

@@ -7,8 +7,6 @@
 namespace sluice::api {
 namespace {
 
-using nlohmann::json;
-
 constexpr EnumName<AddressType> kAddressTypes[] = {
     {"IPv4", AddressType::kIpv4}, {"IPv6", AddressType::kIpv6}, {"FQDN", AddressType::kFqdn}};
 
@@ -17,22 +15,22 @@ constexpr size_t kMaxEndpoints = 1000;
 constexpr size_t kMaxPorts = 100;
 constexpr size_t kMaxAddresses = 100;
 
-std::vector<std::string> ReadNames(FieldReader& r, const json& hints, std::string_view key) {
+std::vector<std::string> ReadNames(FieldReader& r, JsonObject hints, std::string_view key) {
   std::vector<std::string> out;
-  const auto* list = r.Array(hints, key);
+  auto list = r.Array(hints, key);
   if (!list) return out;
   auto scope = r.Enter(key);
-  for (size_t i = 0; i < list->size(); ++i) {
-    const auto& h = (*list)[i];
+  size_t i = 0;
+  for (JsonElement h : *list) {
     if (!h.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(h));
-    auto item = r.Enter(i);
-    const auto* name = r.String(h, "name");
-    out.push_back(name ? *name : std::string());
+    auto item = r.Enter(i++);
+    auto name = r.String(h.get_object().value_unsafe(), "name");
+    out.emplace_back(name.value_or(""));
   }
   return out;
 }
 
-Endpoint ReadEndpoint(FieldReader& r, const json& e, AddressType type) {
+Endpoint ReadEndpoint(FieldReader& r, JsonObject e, AddressType type) {
   Endpoint ep;
   std::vector<std::string> addresses = r.StringList(e, "addresses");
   {
@@ -48,39 +46,39 @@ Endpoint ReadEndpoint(FieldReader& r, const json& e, AddressType type) {
       }
     }
   }
-  if (const auto* c = r.Object(e, "conditions")) {
+  if (auto c = r.Object(e, "conditions")) {
     auto scope = r.Enter("conditions");
     ep.conditions.ready = r.Bool(*c, "ready");
     ep.conditions.serving = r.Bool(*c, "serving");
     ep.conditions.terminating = r.Bool(*c, "terminating");
   }
-  if (const auto* v = r.String(e, "hostname")) ep.hostname = *v;
-  if (const auto* v = r.String(e, "nodeName")) ep.node_name = *v;
-  if (const auto* v = r.String(e, "zone")) ep.zone = *v;
-  if (const auto* h = r.Object(e, "hints")) {
+  if (auto v = r.String(e, "hostname")) ep.hostname = *v;
+  if (auto v = r.String(e, "nodeName")) ep.node_name = *v;
+  if (auto v = r.String(e, "zone")) ep.zone = *v;
+  if (auto h = r.Object(e, "hints")) {
     auto scope = r.Enter("hints");
     ep.hints.emplace();
     ep.hints->for_zones = ReadNames(r, *h, "forZones");
     ep.hints->for_nodes = ReadNames(r, *h, "forNodes");
   }
-  if (const auto* t = r.Object(e, "targetRef")) {
+  if (auto t = r.Object(e, "targetRef")) {
     auto scope = r.Enter("targetRef");
     ObjectReference ref;
-    if (const auto* v = r.String(*t, "kind")) ref.kind = *v;
-    if (const auto* v = r.String(*t, "namespace")) ref.namespace_name = *v;
-    if (const auto* v = r.String(*t, "name")) ref.name = *v;
-    if (const auto* v = r.String(*t, "uid")) ref.uid = *v;
+    if (auto v = r.String(*t, "kind")) ref.kind = *v;
+    if (auto v = r.String(*t, "namespace")) ref.namespace_name = *v;
+    if (auto v = r.String(*t, "name")) ref.name = *v;
+    if (auto v = r.String(*t, "uid")) ref.uid = *v;
     ep.target_ref = std::move(ref);
   }
   return ep;
 }
 
-EndpointPort ReadPort(FieldReader& r, const json& p) {
+EndpointPort ReadPort(FieldReader& r, JsonObject p) {
   EndpointPort port;
-  if (const auto* v = r.String(p, "name")) port.name = *v;
+  if (auto v = r.String(p, "name")) port.name = *v;
   port.protocol = ReadProtocol(r, p);
   if (auto n = r.Int(p, "port", 0, 65535); n && *n != 0) port.port = static_cast<uint16_t>(*n);
-  if (const auto* v = r.String(p, "appProtocol")) port.app_protocol = *v;
+  if (auto v = r.String(p, "appProtocol")) port.app_protocol = *v;
   return port;
 }
 
@@ -97,35 +95,39 @@ std::string_view EndpointSlice::ServiceName() const {
   return metadata.Label(kServiceNameLabel).value_or("");
 }
 
-EndpointSlice ParseEndpointSlice(const json& object) {
-  FieldReader r("EndpointSlice", ObjectIdentity(object));
-  CheckTypeMeta(r, object, "EndpointSlice", "discovery.k8s.io/v1");
+EndpointSlice ParseEndpointSlice(JsonElement json) {
+  FieldReader r("EndpointSlice", ObjectIdentity(json));
+  JsonObject object = CheckTypeMeta(r, json, "EndpointSlice", "discovery.k8s.io/v1");
   EndpointSlice s;
   s.metadata = ReadObjectMeta(r, object);
   auto type = r.Enum<AddressType>(object, "addressType", kAddressTypes);
   if (!type) r.Fail("addressType", "required");
   s.address_type = *type;
-  if (const auto* endpoints = r.Array(object, "endpoints")) {
+  if (auto endpoints = r.Array(object, "endpoints")) {
     auto scope = r.Enter("endpoints");
     s.endpoints.reserve(endpoints->size());
-    for (size_t i = 0; i < endpoints->size(); ++i) {
-      const auto& e = (*endpoints)[i];
+    size_t i = 0;
+    for (JsonElement e : *endpoints) {
       if (!e.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(e));
-      auto item = r.Enter(i);
-      s.endpoints.push_back(ReadEndpoint(r, e, s.address_type));
+      auto item = r.Enter(i++);
+      s.endpoints.push_back(ReadEndpoint(r, e.get_object().value_unsafe(), s.address_type));
     }
   }
-  if (const auto* ports = r.Array(object, "ports")) {
+  if (auto ports = r.Array(object, "ports")) {
     auto scope = r.Enter("ports");
     s.ports.reserve(ports->size());
-    for (size_t i = 0; i < ports->size(); ++i) {
-      const auto& p = (*ports)[i];
+    size_t i = 0;
+    for (JsonElement p : *ports) {
       if (!p.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(p));
-      auto item = r.Enter(i);
-      s.ports.push_back(ReadPort(r, p));
+      auto item = r.Enter(i++);
+      s.ports.push_back(ReadPort(r, p.get_object().value_unsafe()));
     }
   }
   return s;
+}
+
+EndpointSlice ParseEndpointSlice(const nlohmann::json& object) {
+  return ParseNlohmann(object, [](JsonElement e) { return ParseEndpointSlice(e); });
 }
 
 void Validate(const EndpointSlice& s) {

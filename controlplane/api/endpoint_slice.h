@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/object_meta.h"
 #include "controlplane/api/service.h"
 
@@ -96,7 +97,8 @@ void TrimForProxy(EndpointSlice& s);
 
 // Wire -> value; kind and apiVersion (discovery.k8s.io/v1) are checked when present. Throws
 // ParseError.
-EndpointSlice ParseEndpointSlice(const nlohmann::json& object);
+EndpointSlice ParseEndpointSlice(JsonElement object);
+EndpointSlice ParseEndpointSlice(const nlohmann::json& object);  // the same, re-read
 // Semantic checks (README.md). Throws ValidationError.
 void Validate(const EndpointSlice& s);
 

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <map>
 
 namespace sluice::api {
 
@@ -20,80 +21,104 @@ FieldReader::Scope FieldReader::Enter(size_t index) {
   return Scope(*this);
 }
 
-const nlohmann::json* FieldReader::Find(const nlohmann::json& obj, std::string_view key) const {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-const nlohmann::json* FieldReader::Object(const nlohmann::json& obj, std::string_view key) {
-  const auto* v = Find(obj, key);
-  if (v && !v->is_object()) WrongType(key, "an object", *v);
-  return v;
-}
-
-const nlohmann::json* FieldReader::Array(const nlohmann::json& obj, std::string_view key) {
-  const auto* v = Find(obj, key);
-  if (v && !v->is_array()) WrongType(key, "a list", *v);
-  return v;
-}
-
-const std::string* FieldReader::String(const nlohmann::json& obj, std::string_view key) {
-  const auto* v = Find(obj, key);
-  if (!v) return nullptr;
-  if (!v->is_string()) WrongType(key, "a string", *v);
-  return v->get_ptr<const std::string*>();
-}
-
-std::optional<bool> FieldReader::Bool(const nlohmann::json& obj, std::string_view key) {
-  const auto* v = Find(obj, key);
-  if (!v) return std::nullopt;
-  if (!v->is_boolean()) WrongType(key, "a boolean", *v);
-  return v->get<bool>();
-}
-
-std::optional<int64_t> FieldReader::Int(const nlohmann::json& obj, std::string_view key,
-                                        int64_t min, int64_t max) {
-  const auto* v = Find(obj, key);
-  if (!v) return std::nullopt;
-  if (!v->is_number_integer()) WrongType(key, "an integer", *v);
-  auto range = [&] { return " out of range " + std::to_string(min) + ".." + std::to_string(max); };
-  if (v->is_number_unsigned()) {
-    uint64_t u = v->get<uint64_t>();
-    if (max < 0 || u > static_cast<uint64_t>(max)) Fail(key, std::to_string(u) + range());
-    return static_cast<int64_t>(u);
+std::optional<JsonElement> FieldReader::Find(JsonObject obj, std::string_view key) {
+  // Every member is looked at: with a key given twice the last counts, as nlohmann-json and Go
+  // read it (simdjson's at_key would stop at the first).
+  std::optional<JsonElement> found;
+  for (auto field : obj) {
+    if (field.key == key) found = field.value;
   }
-  int64_t i = v->get<int64_t>();
-  if (i < min || i > max) Fail(key, std::to_string(i) + range());
-  return i;
+  if (found && found->is_null()) return std::nullopt;
+  return found;
 }
 
-StringMap FieldReader::Map(const nlohmann::json& obj, std::string_view key) {
+std::optional<JsonObject> FieldReader::Object(JsonObject obj, std::string_view key) {
+  auto v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_object()) WrongType(key, "an object", *v);
+  return v->get_object().value_unsafe();
+}
+
+std::optional<JsonArray> FieldReader::Array(JsonObject obj, std::string_view key) {
+  auto v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_array()) WrongType(key, "a list", *v);
+  return v->get_array().value_unsafe();
+}
+
+std::optional<std::string_view> FieldReader::String(JsonObject obj, std::string_view key) {
+  auto v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) WrongType(key, "a string", *v);
+  return v->get_string().value_unsafe();
+}
+
+std::optional<bool> FieldReader::Bool(JsonObject obj, std::string_view key) {
+  auto v = Find(obj, key);
+  if (!v) return std::nullopt;
+  if (!v->is_bool()) WrongType(key, "a boolean", *v);
+  return v->get_bool().value_unsafe();
+}
+
+std::optional<int64_t> FieldReader::Int(JsonObject obj, std::string_view key, int64_t min,
+                                        int64_t max) {
+  auto v = Find(obj, key);
+  if (!v) return std::nullopt;
+  auto range = [&] { return " out of range " + std::to_string(min) + ".." + std::to_string(max); };
+  switch (v->type()) {
+    case simdjson::dom::element_type::UINT64: {  // only integers above INT64_MAX
+      uint64_t u = v->get_uint64().value_unsafe();
+      if (max < 0 || u > static_cast<uint64_t>(max)) Fail(key, std::to_string(u) + range());
+      return static_cast<int64_t>(u);
+    }
+    case simdjson::dom::element_type::INT64: {
+      int64_t i = v->get_int64().value_unsafe();
+      if (i < min || i > max) Fail(key, std::to_string(i) + range());
+      return i;
+    }
+    default:
+      WrongType(key, "an integer", *v);
+  }
+}
+
+StringMap FieldReader::Map(JsonObject obj, std::string_view key) {
   StringMap out;
-  const auto* m = Object(obj, key);
+  auto m = Object(obj, key);
   if (!m) return out;
   auto scope = Enter(key);
-  for (const auto& [k, v] : m->items()) {
-    if (v.is_null()) {  // Go stores the zero value
-      out.emplace_hint(out.end(), k, "");
-      continue;
+  bool all_strings = true;
+  for (auto field : *m) {
+    if (field.value.is_string()) {
+      out.insert_or_assign(std::string(field.key),
+                           std::string(field.value.get_string().value_unsafe()));
+    } else if (field.value.is_null()) {  // Go stores the zero value
+      out.insert_or_assign(std::string(field.key), std::string());
+    } else {
+      all_strings = false;
     }
-    if (!v.is_string()) WrongType(k, "a string", v);
-    out.emplace_hint(out.end(), k, v.get_ref<const std::string&>());
+  }
+  if (all_strings) return out;
+  // A value of the wrong type, unless a later value of the same key replaces it; the first such
+  // key in key order is the one reported (as when the map was read sorted).
+  std::map<std::string_view, JsonElement> last;
+  for (auto field : *m) last.insert_or_assign(field.key, field.value);
+  for (const auto& [k, v] : last) {
+    if (!v.is_string() && !v.is_null()) WrongType(k, "a string", v);
   }
   return out;
 }
 
-std::vector<std::string> FieldReader::StringList(const nlohmann::json& obj, std::string_view key) {
+std::vector<std::string> FieldReader::StringList(JsonObject obj, std::string_view key) {
   std::vector<std::string> out;
-  const auto* a = Array(obj, key);
+  auto a = Array(obj, key);
   if (!a) return out;
   auto scope = Enter(key);
   out.reserve(a->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    const auto& v = (*a)[i];
+  size_t i = 0;
+  for (JsonElement v : *a) {
     if (!v.is_string()) FailAt(i, "expected a string, got " + Describe(v));
-    out.push_back(v.get_ref<const std::string&>());
+    out.emplace_back(v.get_string().value_unsafe());
+    ++i;
   }
   return out;
 }
@@ -139,8 +164,7 @@ void FieldReader::FailAt(size_t index, std::string reason) const {
   throw ParseError(kind_, object_, Path({}) + "[" + std::to_string(index) + "]", std::move(reason));
 }
 
-void FieldReader::WrongType(std::string_view key, std::string_view want,
-                            const nlohmann::json& got) const {
+void FieldReader::WrongType(std::string_view key, std::string_view want, JsonElement got) const {
   Fail(key, "expected " + std::string(want) + ", got " + Describe(got));
 }
 
@@ -152,20 +176,26 @@ std::string FieldReader::Quote(std::string_view s) {
   return out;
 }
 
-std::string FieldReader::Describe(const nlohmann::json& v) {
+std::string FieldReader::Describe(JsonElement v) {
+  using simdjson::dom::element_type;
   switch (v.type()) {
-    case nlohmann::json::value_t::string:
-      return "string " + Quote(v.get_ref<const std::string&>());
-    case nlohmann::json::value_t::object:
+    case element_type::STRING:
+      return "string " + Quote(v.get_string().value_unsafe());
+    case element_type::OBJECT:
       return "an object";
-    case nlohmann::json::value_t::array:
+    case element_type::ARRAY:
       return "a list";
-    case nlohmann::json::value_t::null:
+    case element_type::NULL_VALUE:
       return "null";
-    case nlohmann::json::value_t::boolean:
-      return v.get<bool>() ? "true" : "false";
+    case element_type::BOOL:
+      return v.get_bool().value_unsafe() ? "true" : "false";
+    case element_type::INT64:
+      return "number " + std::to_string(v.get_int64().value_unsafe());
+    case element_type::UINT64:
+      return "number " + std::to_string(v.get_uint64().value_unsafe());
     default:
-      return "number " + v.dump();
+      // nlohmann-json's shortest round-trip form ("80.0", "1e+100"), as messages always said.
+      return "number " + nlohmann::json(v.get_double().value_unsafe()).dump();
   }
 }
 
@@ -203,24 +233,25 @@ std::optional<IpPrefix> ParseApiCidr(std::string_view text) {
   return IpPrefix(*ip, p->length());
 }
 
-std::string ObjectIdentity(const nlohmann::json& object) {
+std::string ObjectIdentity(JsonElement object) {
   if (!object.is_object()) return "";
-  auto meta = object.find("metadata");
-  if (meta == object.end() || !meta->is_object()) return "";
-  auto str = [&](const char* key) -> std::string {
-    auto it = meta->find(key);
-    return it != meta->end() && it->is_string() ? it->get<std::string>() : "";
+  auto meta = FieldReader::Find(object.get_object().value_unsafe(), "metadata");
+  if (!meta || !meta->is_object()) return "";
+  auto str = [&](std::string_view key) -> std::string {
+    auto v = FieldReader::Find(meta->get_object().value_unsafe(), key);
+    return v && v->is_string() ? std::string(v->get_string().value_unsafe()) : "";
   };
   std::string ns = str("namespace"), name = str("name");
   if (ns.empty()) return name;
   return ns + "/" + (name.empty() ? "(no name)" : name);
 }
 
-void CheckTypeMeta(FieldReader& r, const nlohmann::json& object, std::string_view kind,
-                   std::string_view api_version) {
+JsonObject CheckTypeMeta(FieldReader& r, JsonElement object, std::string_view kind,
+                         std::string_view api_version) {
   if (!object.is_object())
     r.Fail("", "expected a JSON object, got " + FieldReader::Describe(object));
-  const std::string* k = r.String(object, "kind");
+  JsonObject obj = object.get_object().value_unsafe();
+  auto k = r.String(obj, "kind");
   if (k && !k->empty() && *k != kind) {
     if (*k == "Status") {
       Status s = ParseStatus(object);
@@ -229,22 +260,70 @@ void CheckTypeMeta(FieldReader& r, const nlohmann::json& object, std::string_vie
     }
     r.Fail("kind", "expected " + std::string(kind) + ", got " + FieldReader::Quote(*k));
   }
-  const std::string* v = r.String(object, "apiVersion");
+  auto v = r.String(obj, "apiVersion");
   if (v && !v->empty() && *v != api_version) {
     r.Fail("apiVersion", "unsupported " + FieldReader::Quote(*v) + " for " + std::string(kind) +
                              " (want " + std::string(api_version) + ")");
   }
+  return obj;
+}
+
+JsonObject EmptyJsonObject() {
+  // Parsed once; a document is only read after that, from any thread.
+  static const auto* empty = [] {
+    auto* parser = new JsonParser();
+    return new JsonObject(parser->parse(std::string_view("{}")).get_object().value_unsafe());
+  }();
+  return *empty;
+}
+
+namespace {
+
+std::string NlohmannParseError(const nlohmann::json::exception& e) {
+  // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
+  std::string what = e.what();
+  auto pos = what.find("] ");
+  if (pos != std::string::npos) what.erase(0, pos + 2);
+  return "malformed JSON: " + what;
+}
+
+}  // namespace
+
+JsonElement ParseJsonDom(JsonParser& parser, std::string_view text) {
+  JsonElement e;
+  if (parser.parse(text.data(), text.size(), /*realloc_if_needed=*/true).get(e) ==
+      simdjson::SUCCESS) {
+    return e;
+  }
+  // Rare: say what was wrong as the project always has (nlohmann-json's message), or read what
+  // simdjson refuses and nlohmann-json (like Go) accepts: an integer beyond 64 bits is a float.
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& err) {  // parse_error; out_of_range for 1e400
+    throw ParseError("", "", "", NlohmannParseError(err));
+  }
+  std::string again = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto error = parser.parse(again).get(e);
+  if (error)
+    throw ParseError("", "", "", std::string("malformed JSON: ") + simdjson::error_message(error));
+  return e;
+}
+
+std::optional<JsonElement> FindMember(JsonElement object, std::string_view key) {
+  if (!object.is_object()) return std::nullopt;
+  return FieldReader::Find(object.get_object().value_unsafe(), key);
+}
+
+nlohmann::json ToNlohmann(JsonElement value) {
+  return nlohmann::json::parse(simdjson::to_string(value));
 }
 
 nlohmann::json ParseJsonText(std::string_view text) {
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
-    std::string what = e.what();
-    auto pos = what.find("] ");
-    if (pos != std::string::npos) what.erase(0, pos + 2);
-    throw ParseError("", "", "", "malformed JSON: " + what);
+  } catch (const nlohmann::json::exception& e) {
+    throw ParseError("", "", "", NlohmannParseError(e));
   }
 }
 

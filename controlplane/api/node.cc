@@ -5,8 +5,6 @@
 namespace sluice::api {
 namespace {
 
-using nlohmann::json;
-
 constexpr EnumName<NodeAddressType> kAddressTypes[] = {
     {"Hostname", NodeAddressType::kHostname},       {"InternalIP", NodeAddressType::kInternalIp},
     {"ExternalIP", NodeAddressType::kExternalIp},   {"InternalDNS", NodeAddressType::kInternalDns},
@@ -20,7 +18,7 @@ NodeAddressType AddressTypeOf(std::string_view text) {
   return NodeAddressType::kOther;
 }
 
-void ReadPodCidrs(FieldReader& r, const json& spec, Node& n) {
+void ReadPodCidrs(FieldReader& r, JsonObject spec, Node& n) {
   std::vector<std::string> list = r.StringList(spec, "podCIDRs");
   {
     auto scope = r.Enter("podCIDRs");
@@ -30,7 +28,7 @@ void ReadPodCidrs(FieldReader& r, const json& spec, Node& n) {
       n.pod_cidrs.push_back(*p);
     }
   }
-  const auto* single = r.String(spec, "podCIDR");
+  auto single = r.String(spec, "podCIDR");
   if (!single || single->empty()) return;
   IpPrefix p = r.Cidr(*single, "podCIDR");
   if (n.pod_cidrs.empty()) {
@@ -76,51 +74,56 @@ std::vector<IpAddress> Node::NodeIps() const {
   return out;
 }
 
-Node ParseNode(const json& object) {
-  FieldReader r("Node", ObjectIdentity(object));
-  CheckTypeMeta(r, object, "Node", "v1");
+Node ParseNode(JsonElement json) {
+  FieldReader r("Node", ObjectIdentity(json));
+  JsonObject object = CheckTypeMeta(r, json, "Node", "v1");
   Node n;
   n.metadata = ReadObjectMeta(r, object);
-  if (const auto* spec = r.Object(object, "spec")) {
+  if (auto spec = r.Object(object, "spec")) {
     auto scope = r.Enter("spec");
     ReadPodCidrs(r, *spec, n);
     n.unschedulable = r.Bool(*spec, "unschedulable").value_or(false);
-    if (const auto* taints = r.Array(*spec, "taints")) {
+    if (auto taints = r.Array(*spec, "taints")) {
       auto list = r.Enter("taints");
-      for (size_t i = 0; i < taints->size(); ++i) {
-        const auto& t = (*taints)[i];
+      size_t i = 0;
+      for (JsonElement t : *taints) {
         if (!t.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(t));
-        auto item = r.Enter(i);
-        if (const auto* key = r.String(t, "key")) n.taint_keys.push_back(*key);
+        auto item = r.Enter(i++);
+        if (auto key = r.String(t.get_object().value_unsafe(), "key"))
+          n.taint_keys.emplace_back(*key);
       }
     }
   }
-  if (const auto* status = r.Object(object, "status")) {
+  if (auto status = r.Object(object, "status")) {
     auto scope = r.Enter("status");
-    if (const auto* addresses = r.Array(*status, "addresses")) {
+    if (auto addresses = r.Array(*status, "addresses")) {
       auto list = r.Enter("addresses");
-      for (size_t i = 0; i < addresses->size(); ++i) {
-        const auto& a = (*addresses)[i];
-        if (!a.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(a));
-        auto item = r.Enter(i);
+      size_t i = 0;
+      for (JsonElement address : *addresses) {
+        if (!address.is_object())
+          r.FailAt(i, "expected an object, got " + FieldReader::Describe(address));
+        auto item = r.Enter(i++);
+        JsonObject a = address.get_object().value_unsafe();
         NodeAddress na;
-        if (const auto* v = r.String(a, "type")) na.type_name = *v;
+        if (auto v = r.String(a, "type")) na.type_name = *v;
         na.type = AddressTypeOf(na.type_name);
-        if (const auto* v = r.String(a, "address")) na.address = *v;
+        if (auto v = r.String(a, "address")) na.address = *v;
         if (na.type == NodeAddressType::kInternalIp || na.type == NodeAddressType::kExternalIp) {
           na.ip = r.Ip(na.address, "address");
         }
         n.addresses.push_back(std::move(na));
       }
     }
-    if (const auto* conditions = r.Array(*status, "conditions")) {
+    if (auto conditions = r.Array(*status, "conditions")) {
       auto list = r.Enter("conditions");
-      for (size_t i = 0; i < conditions->size(); ++i) {
-        const auto& c = (*conditions)[i];
-        if (!c.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(c));
-        auto item = r.Enter(i);
-        const auto* type = r.String(c, "type");
-        const auto* st = r.String(c, "status");
+      size_t i = 0;
+      for (JsonElement condition : *conditions) {
+        if (!condition.is_object())
+          r.FailAt(i, "expected an object, got " + FieldReader::Describe(condition));
+        auto item = r.Enter(i++);
+        JsonObject c = condition.get_object().value_unsafe();
+        auto type = r.String(c, "type");
+        auto st = r.String(c, "status");
         if (!type || *type != "Ready") continue;
         n.ready = !st              ? ConditionStatus::kUnknown
                   : *st == "True"  ? ConditionStatus::kTrue
@@ -130,6 +133,10 @@ Node ParseNode(const json& object) {
     }
   }
   return n;
+}
+
+Node ParseNode(const nlohmann::json& object) {
+  return ParseNlohmann(object, [](JsonElement e) { return ParseNode(e); });
 }
 
 void Validate(const Node& n) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/object_meta.h"
 
 namespace sluice::api {
@@ -59,7 +60,8 @@ struct Node {
 };
 
 // Wire -> value; kind and apiVersion (v1) are checked when present. Throws ParseError.
-Node ParseNode(const nlohmann::json& object);
+Node ParseNode(JsonElement object);
+Node ParseNode(const nlohmann::json& object);  // the same, re-read
 // Semantic checks (README.md). Throws ValidationError.
 void Validate(const Node& n);
 

@@ -21,11 +21,11 @@ const ObjectMeta& MetaOf(const Object& o) {
   return std::visit([](const auto& v) -> const ObjectMeta& { return v.metadata; }, o);
 }
 
-Object ParseObject(const nlohmann::json& object) {
+Object ParseObject(JsonElement object) {
   FieldReader r("", ObjectIdentity(object));
   if (!object.is_object())
     r.Fail("", "expected a JSON object, got " + FieldReader::Describe(object));
-  const std::string* kind = r.String(object, "kind");
+  auto kind = r.String(object.get_object().value_unsafe(), "kind");
   if (!kind || kind->empty()) r.Fail("kind", "required");
   if (*kind == "Service") return ParseService(object);
   if (*kind == "EndpointSlice") return ParseEndpointSlice(object);
@@ -39,7 +39,14 @@ Object ParseObject(const nlohmann::json& object) {
          "unsupported " + FieldReader::Quote(*kind) + " (want Service, EndpointSlice or Node)");
 }
 
-Object ParseObjectText(std::string_view text) { return ParseObject(ParseJsonText(text)); }
+Object ParseObject(const nlohmann::json& object) {
+  return ParseNlohmann(object, [](JsonElement e) { return ParseObject(e); });
+}
+
+Object ParseObjectText(std::string_view text) {
+  JsonParser parser;
+  return ParseObject(ParseJsonDom(parser, text));
+}
 
 void Validate(const Object& o) {
   std::visit([](const auto& v) { Validate(v); }, o);

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "controlplane/api/endpoint_slice.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/node.h"
 #include "controlplane/api/object_meta.h"
 #include "controlplane/api/service.h"
@@ -22,6 +23,7 @@ const ObjectMeta& MetaOf(const Object& o);
 
 // Dispatches on "kind" (required here) and checks apiVersion. A Status, an unknown kind, or a
 // missing kind is a ParseError (a Status comes back inside it, see ParseError::status()).
+Object ParseObject(JsonElement object);
 Object ParseObject(const nlohmann::json& object);
 // The same for one complete JSON text (malformed JSON is a ParseError too).
 Object ParseObjectText(std::string_view text);

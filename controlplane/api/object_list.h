@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "controlplane/api/endpoint_slice.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/node.h"
 #include "controlplane/api/object_error.h"
 #include "controlplane/api/service.h"
@@ -33,6 +34,9 @@ using NodeList = ObjectList<Node>;
 
 // kind (e.g. "ServiceList") and apiVersion are checked when present; a Status instead of a list
 // is a ParseError carrying it (HTTP 410 on an expired continue token answers with one).
+ServiceList ParseServiceList(JsonElement list);
+EndpointSliceList ParseEndpointSliceList(JsonElement list);
+NodeList ParseNodeList(JsonElement list);
 ServiceList ParseServiceList(const nlohmann::json& list);
 EndpointSliceList ParseEndpointSliceList(const nlohmann::json& list);
 NodeList ParseNodeList(const nlohmann::json& list);

@@ -25,12 +25,12 @@ std::optional<std::string_view> ObjectMeta::Annotation(std::string_view key) con
 
 namespace {
 
-const std::string* MetadataString(const nlohmann::json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto meta = object.find("metadata");
-  if (meta == object.end() || !meta->is_object()) return nullptr;
-  auto it = meta->find(key);
-  return it != meta->end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+std::string MetadataString(JsonElement object, std::string_view key) {
+  if (!object.is_object()) return "";
+  auto meta = FieldReader::Find(object.get_object().value_unsafe(), "metadata");
+  if (!meta || !meta->is_object()) return "";
+  auto v = FieldReader::Find(meta->get_object().value_unsafe(), key);
+  return v && v->is_string() ? std::string(v->get_string().value_unsafe()) : "";
 }
 
 bool Digits(std::string_view s, size_t pos, size_t n, int& out) {
@@ -45,16 +45,23 @@ bool Digits(std::string_view s, size_t pos, size_t n, int& out) {
 
 }  // namespace
 
+std::string ObjectKey(JsonElement object) {
+  std::string name = MetadataString(object, "name");
+  if (name.empty()) return "";
+  std::string ns = MetadataString(object, "namespace");
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+std::string ObjectResourceVersion(JsonElement object) {
+  return MetadataString(object, "resourceVersion");
+}
+
 std::string ObjectKey(const nlohmann::json& object) {
-  const std::string* name = MetadataString(object, "name");
-  if (!name || name->empty()) return "";
-  const std::string* ns = MetadataString(object, "namespace");
-  return ns && !ns->empty() ? *ns + "/" + *name : *name;
+  return ParseNlohmann(object, [](JsonElement e) { return ObjectKey(e); });
 }
 
 std::string ObjectResourceVersion(const nlohmann::json& object) {
-  const std::string* rv = MetadataString(object, "resourceVersion");
-  return rv ? *rv : "";
+  return ParseNlohmann(object, [](JsonElement e) { return ObjectResourceVersion(e); });
 }
 
 std::optional<Timestamp> ParseTimestamp(std::string_view s) {
@@ -95,13 +102,13 @@ std::optional<Timestamp> ParseTimestamp(std::string_view s) {
          std::chrono::seconds(sec) - std::chrono::minutes(offset_minutes);
 }
 
-ObjectMeta ReadObjectMeta(FieldReader& r, const nlohmann::json& object) {
+ObjectMeta ReadObjectMeta(FieldReader& r, JsonObject object) {
   ObjectMeta m;
-  const auto* meta = r.Object(object, "metadata");
+  auto meta = r.Object(object, "metadata");
   if (!meta) return m;
   auto scope = r.Enter("metadata");
   auto str = [&](std::string_view key, std::string& out) {
-    if (const auto* s = r.String(*meta, key)) out = *s;
+    if (auto s = r.String(*meta, key)) out = *s;
   };
   str("namespace", m.namespace_name);
   str("name", m.name);
@@ -113,7 +120,7 @@ ObjectMeta ReadObjectMeta(FieldReader& r, const nlohmann::json& object) {
   m.labels = r.Map(*meta, "labels");
   m.annotations = r.Map(*meta, "annotations");
   auto time = [&](std::string_view key) -> std::optional<Timestamp> {
-    const auto* s = r.String(*meta, key);
+    auto s = r.String(*meta, key);
     if (!s) return std::nullopt;
     auto t = ParseTimestamp(*s);
     if (!t) r.Fail(key, "invalid RFC 3339 time " + FieldReader::Quote(*s));

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "controlplane/api/json_dom.h"
+
 namespace sluice::api {
 
 // metav1.Time: RFC 3339 on the wire, whole seconds.
@@ -41,8 +43,11 @@ struct ObjectMeta {
 
 // The same identity read from an object still in JSON (a reflector keeps objects as sent until
 // its codec parses them): "namespace/name" or "name", "" when metadata.name is not a string.
-std::string ObjectKey(const nlohmann::json& object);
+std::string ObjectKey(JsonElement object);
 // metadata.resourceVersion, "" when it is not a string.
+std::string ObjectResourceVersion(JsonElement object);
+// The same for a nlohmann::json value (tools, tests, the manifest source).
+std::string ObjectKey(const nlohmann::json& object);
 std::string ObjectResourceVersion(const nlohmann::json& object);
 
 // RFC 3339 ("2024-05-01T10:30:00Z", "2024-05-01T12:30:00.5+02:00"); fractions are dropped.

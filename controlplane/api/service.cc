@@ -8,8 +8,6 @@
 namespace sluice::api {
 namespace {
 
-using nlohmann::json;
-
 constexpr EnumName<Protocol> kProtocols[] = {
     {"TCP", Protocol::kTcp}, {"UDP", Protocol::kUdp}, {"SCTP", Protocol::kSctp}};
 constexpr EnumName<ServiceType> kServiceTypes[] = {{"ClusterIP", ServiceType::kClusterIp},
@@ -46,8 +44,8 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-void ReadClusterIps(FieldReader& r, const json& spec, ServiceSpec& s) {
-  const std::string* single = r.String(spec, "clusterIP");
+void ReadClusterIps(FieldReader& r, JsonObject spec, ServiceSpec& s) {
+  auto single = r.String(spec, "clusterIP");
   std::vector<std::string> list = r.StringList(spec, "clusterIPs");
   if (!list.empty()) {
     auto scope = r.Enter("clusterIPs");
@@ -80,35 +78,35 @@ void ReadClusterIps(FieldReader& r, const json& spec, ServiceSpec& s) {
   }
 }
 
-TargetPort ReadTargetPort(FieldReader& r, const json& port, uint16_t default_port) {
-  auto it = port.find("targetPort");
-  if (it == port.end() || it->is_null()) return default_port;
-  if (it->is_string()) {
-    const auto& name = it->get_ref<const std::string&>();
+TargetPort ReadTargetPort(FieldReader& r, JsonObject port, uint16_t default_port) {
+  auto v = FieldReader::Find(port, "targetPort");
+  if (!v) return default_port;
+  if (v->is_string()) {
+    std::string_view name = v->get_string().value_unsafe();
     if (name.empty()) return default_port;
-    return name;
+    return std::string(name);
   }
-  if (!it->is_number_integer()) {
-    r.Fail("targetPort", "expected an integer or a string, got " + FieldReader::Describe(*it));
+  if (!v->is_int64() && !v->is_uint64()) {
+    r.Fail("targetPort", "expected an integer or a string, got " + FieldReader::Describe(*v));
   }
   auto n = r.Int(port, "targetPort", 0, 65535);
   return *n == 0 ? default_port : static_cast<uint16_t>(*n);
 }
 
-ServicePort ReadServicePort(FieldReader& r, const json& p) {
+ServicePort ReadServicePort(FieldReader& r, JsonObject p) {
   ServicePort sp;
-  if (const auto* v = r.String(p, "name")) sp.name = *v;
+  if (auto v = r.String(p, "name")) sp.name = *v;
   sp.protocol = ReadProtocol(r, p);
   auto port = r.Int(p, "port", 1, 65535);
   if (!port) r.Fail("port", "required");
   sp.port = static_cast<uint16_t>(*port);
   sp.target_port = ReadTargetPort(r, p, sp.port);
   sp.node_port = static_cast<uint16_t>(r.Int(p, "nodePort", 0, 65535).value_or(0));
-  if (const auto* v = r.String(p, "appProtocol")) sp.app_protocol = *v;
+  if (auto v = r.String(p, "appProtocol")) sp.app_protocol = *v;
   return sp;
 }
 
-void ReadSourceRanges(FieldReader& r, const json& spec, const ObjectMeta& meta, ServiceSpec& s) {
+void ReadSourceRanges(FieldReader& r, JsonObject spec, const ObjectMeta& meta, ServiceSpec& s) {
   std::vector<std::string> ranges = r.StringList(spec, "loadBalancerSourceRanges");
   if (!ranges.empty()) {
     auto scope = r.Enter("loadBalancerSourceRanges");
@@ -139,14 +137,13 @@ void ReadSourceRanges(FieldReader& r, const json& spec, const ObjectMeta& meta, 
   }
 }
 
-void ReadSpec(FieldReader& r, const json& spec, const ObjectMeta& meta, ServiceSpec& s) {
+void ReadSpec(FieldReader& r, JsonObject spec, const ObjectMeta& meta, ServiceSpec& s) {
   s.type = r.Enum<ServiceType>(spec, "type", kServiceTypes).value_or(ServiceType::kClusterIp);
   ReadClusterIps(r, spec, s);
-  if (const auto* families = r.Array(spec, "ipFamilies")) {
+  if (auto families = r.Array(spec, "ipFamilies")) {
     auto scope = r.Enter("ipFamilies");
-    for (size_t i = 0; i < families->size(); ++i) {
-      s.ip_families.push_back(ReadIpFamily(r, (*families)[i], i));
-    }
+    size_t i = 0;
+    for (JsonElement f : *families) s.ip_families.push_back(ReadIpFamily(r, f, i++));
   } else {
     for (const auto& ip : s.cluster_ips) s.ip_families.push_back(ip.family());
   }
@@ -157,22 +154,22 @@ void ReadSpec(FieldReader& r, const json& spec, const ObjectMeta& meta, ServiceS
     s.ip_family_policy = s.headless && s.selector.empty() ? IpFamilyPolicy::kRequireDualStack
                                                           : IpFamilyPolicy::kSingleStack;
   }
-  if (const auto* ports = r.Array(spec, "ports")) {
+  if (auto ports = r.Array(spec, "ports")) {
     auto scope = r.Enter("ports");
     s.ports.reserve(ports->size());
-    for (size_t i = 0; i < ports->size(); ++i) {
-      const auto& p = (*ports)[i];
+    size_t i = 0;
+    for (JsonElement p : *ports) {
       if (!p.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(p));
-      auto item = r.Enter(i);
-      s.ports.push_back(ReadServicePort(r, p));
+      auto item = r.Enter(i++);
+      s.ports.push_back(ReadServicePort(r, p.get_object().value_unsafe()));
     }
   }
   s.session_affinity = r.Enum<SessionAffinity>(spec, "sessionAffinity", kSessionAffinities)
                            .value_or(SessionAffinity::kNone);
   std::optional<int64_t> timeout;
-  if (const auto* config = r.Object(spec, "sessionAffinityConfig")) {
+  if (auto config = r.Object(spec, "sessionAffinityConfig")) {
     auto scope = r.Enter("sessionAffinityConfig");
-    if (const auto* client_ip = r.Object(*config, "clientIP")) {
+    if (auto client_ip = r.Object(*config, "clientIP")) {
       auto inner = r.Enter("clientIP");
       timeout = r.Int(*client_ip, "timeoutSeconds", std::numeric_limits<int32_t>::min(),
                       std::numeric_limits<int32_t>::max());
@@ -197,11 +194,11 @@ void ReadSpec(FieldReader& r, const json& spec, const ObjectMeta& meta, ServiceS
       s.external_ips.push_back(*ip);
     }
   }
-  if (const auto* v = r.String(spec, "loadBalancerIP"); v && !v->empty()) {
+  if (auto v = r.String(spec, "loadBalancerIP"); v && !v->empty()) {
     s.load_balancer_ip = r.Ip(*v, "loadBalancerIP");
   }
   ReadSourceRanges(r, spec, meta, s);
-  if (const auto* v = r.String(spec, "loadBalancerClass")) s.load_balancer_class = *v;
+  if (auto v = r.String(spec, "loadBalancerClass")) s.load_balancer_class = *v;
   s.external_traffic_policy = r.Enum<TrafficPolicy>(spec, "externalTrafficPolicy", kTrafficPolicies)
                                   .value_or(TrafficPolicy::kCluster);
   s.internal_traffic_policy = r.Enum<TrafficPolicy>(spec, "internalTrafficPolicy", kTrafficPolicies)
@@ -209,7 +206,7 @@ void ReadSpec(FieldReader& r, const json& spec, const ObjectMeta& meta, ServiceS
   s.health_check_node_port =
       static_cast<uint16_t>(r.Int(spec, "healthCheckNodePort", 0, 65535).value_or(0));
   s.publish_not_ready_addresses = r.Bool(spec, "publishNotReadyAddresses").value_or(false);
-  if (const auto* v = r.String(spec, "trafficDistribution"); v && !v->empty()) {
+  if (auto v = r.String(spec, "trafficDistribution"); v && !v->empty()) {
     if (*v == "PreferSameZone" || *v == "PreferClose") {
       s.traffic_distribution = TrafficDistribution::kPreferSameZone;
     } else if (*v == "PreferSameNode") {
@@ -222,27 +219,29 @@ void ReadSpec(FieldReader& r, const json& spec, const ObjectMeta& meta, ServiceS
   if (!s.allocate_load_balancer_node_ports && s.type == ServiceType::kLoadBalancer) {
     s.allocate_load_balancer_node_ports = true;
   }
-  if (const auto* v = r.String(spec, "externalName")) s.external_name = *v;
+  if (auto v = r.String(spec, "externalName")) s.external_name = *v;
 }
 
-LoadBalancerIngress ReadIngress(FieldReader& r, const json& in) {
+LoadBalancerIngress ReadIngress(FieldReader& r, JsonObject in) {
   LoadBalancerIngress ing;
-  if (const auto* v = r.String(in, "ip"); v && !v->empty()) ing.ip = r.Ip(*v, "ip");
-  if (const auto* v = r.String(in, "hostname")) ing.hostname = *v;
+  if (auto v = r.String(in, "ip"); v && !v->empty()) ing.ip = r.Ip(*v, "ip");
+  if (auto v = r.String(in, "hostname")) ing.hostname = *v;
   ing.ip_mode = r.Enum<LoadBalancerIpMode>(in, "ipMode", kIpModes);
   if (!ing.ip_mode && ing.ip) ing.ip_mode = LoadBalancerIpMode::kVip;
-  if (const auto* ports = r.Array(in, "ports")) {
+  if (auto ports = r.Array(in, "ports")) {
     auto scope = r.Enter("ports");
-    for (size_t i = 0; i < ports->size(); ++i) {
-      const auto& p = (*ports)[i];
-      if (!p.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(p));
-      auto item = r.Enter(i);
+    size_t i = 0;
+    for (JsonElement port_status : *ports) {
+      if (!port_status.is_object())
+        r.FailAt(i, "expected an object, got " + FieldReader::Describe(port_status));
+      auto item = r.Enter(i++);
+      JsonObject p = port_status.get_object().value_unsafe();
       PortStatus ps;
       auto port = r.Int(p, "port", 1, 65535);
       if (!port) r.Fail("port", "required");
       ps.port = static_cast<uint16_t>(*port);
       ps.protocol = ReadProtocol(r, p);
-      if (const auto* e = r.String(p, "error")) ps.error = *e;
+      if (auto e = r.String(p, "error")) ps.error = *e;
       ing.ports.push_back(std::move(ps));
     }
   }
@@ -259,13 +258,13 @@ std::string_view ToString(TrafficPolicy p) { return NameOf(kTrafficPolicies, p);
 std::string_view ToString(LoadBalancerIpMode m) { return NameOf(kIpModes, m); }
 std::string_view ToString(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
 
-Protocol ReadProtocol(FieldReader& r, const json& port) {
+Protocol ReadProtocol(FieldReader& r, JsonObject port) {
   return r.Enum<Protocol>(port, "protocol", kProtocols).value_or(Protocol::kTcp);
 }
 
-IpFamily ReadIpFamily(FieldReader& r, const json& value, size_t index) {
+IpFamily ReadIpFamily(FieldReader& r, JsonElement value, size_t index) {
   if (value.is_string()) {
-    const auto& s = value.get_ref<const std::string&>();
+    std::string_view s = value.get_string().value_unsafe();
     if (s == "IPv4") return IpFamily::kV4;
     if (s == "IPv6") return IpFamily::kV6;
     r.FailAt(index, "unknown value " + FieldReader::Quote(s) + " (want IPv4 or IPv6)");
@@ -277,33 +276,36 @@ bool SkippedByProxy(const Service& s) {
   return s.spec.type == ServiceType::kExternalName || s.spec.headless || s.spec.cluster_ips.empty();
 }
 
-Service ParseService(const json& object) {
-  FieldReader r("Service", ObjectIdentity(object));
-  CheckTypeMeta(r, object, "Service", "v1");
+Service ParseService(JsonElement json) {
+  FieldReader r("Service", ObjectIdentity(json));
+  JsonObject object = CheckTypeMeta(r, json, "Service", "v1");
   Service s;
   s.metadata = ReadObjectMeta(r, object);
-  static const json kEmpty = json::object();
-  const json* spec = r.Object(object, "spec");
+  auto spec = r.Object(object, "spec");
   {
     auto scope = r.Enter("spec");
-    ReadSpec(r, spec ? *spec : kEmpty, s.metadata, s.spec);
+    ReadSpec(r, spec ? *spec : EmptyJsonObject(), s.metadata, s.spec);
   }
-  if (const auto* status = r.Object(object, "status")) {
+  if (auto status = r.Object(object, "status")) {
     auto scope = r.Enter("status");
-    if (const auto* lb = r.Object(*status, "loadBalancer")) {
+    if (auto lb = r.Object(*status, "loadBalancer")) {
       auto lb_scope = r.Enter("loadBalancer");
-      if (const auto* ingress = r.Array(*lb, "ingress")) {
+      if (auto ingress = r.Array(*lb, "ingress")) {
         auto in_scope = r.Enter("ingress");
-        for (size_t i = 0; i < ingress->size(); ++i) {
-          const auto& in = (*ingress)[i];
+        size_t i = 0;
+        for (JsonElement in : *ingress) {
           if (!in.is_object()) r.FailAt(i, "expected an object, got " + FieldReader::Describe(in));
-          auto item = r.Enter(i);
-          s.status.load_balancer_ingress.push_back(ReadIngress(r, in));
+          auto item = r.Enter(i++);
+          s.status.load_balancer_ingress.push_back(ReadIngress(r, in.get_object().value_unsafe()));
         }
       }
     }
   }
   return s;
+}
+
+Service ParseService(const nlohmann::json& object) {
+  return ParseNlohmann(object, [](JsonElement e) { return ParseService(e); });
 }
 
 void Validate(const Service& s) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/object_meta.h"
 
 namespace sluice::api {
@@ -132,7 +133,8 @@ void TrimForProxy(Service& s);
 
 // Wire -> value. `object` is a Service; kind and apiVersion (v1) are checked when present (items
 // of a ServiceList carry neither). Throws ParseError naming namespace/name and the field.
-Service ParseService(const nlohmann::json& object);
+Service ParseService(JsonElement object);
+Service ParseService(const nlohmann::json& object);  // the same, re-read
 // Semantic checks a proxy relies on (README.md lists them). Throws ValidationError.
 void Validate(const Service& s);
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "controlplane/api/field_reader.h"
+#include "controlplane/api/object.h"
 #include "controlplane/api/object_error.h"
 #include "controlplane/api/testing/testdata.h"
 
@@ -322,6 +324,26 @@ TEST(ValidateService, IdentityAndExternalName) {
   j["spec"] = {{"type", "ExternalName"}};
   EXPECT_EQ(ValidationOf(j),
             "Service default/web: spec.externalName: required for type ExternalName");
+}
+
+// Text as the server sends it, read by simdjson: as Go and nlohmann-json read it.
+TEST(ParseService, TextKeepsTheLastOfDuplicateKeysAndReadsHugeIntegersAsFloats) {
+  auto o = ParseObjectText(
+      R"({"kind":"Service","apiVersion":"v1","metadata":{"name":"a","namespace":"d","labels":{"x":1,"x":"one"}},)"
+      R"("spec":{"type":"NodePort","type":"LoadBalancer","ports":[{"port":80}]}})");
+  const auto& s = std::get<Service>(o);
+  EXPECT_EQ(s.spec.type, ServiceType::kLoadBalancer);
+  EXPECT_EQ(s.metadata.labels.at("x"), "one");
+  auto e = Expect<ParseError>([] {
+    ParseObjectText(
+        R"({"kind":"Service","metadata":{"name":"a","namespace":"d"},"spec":{"ports":[{"port":18446744073709551616}]}})");
+  });
+  EXPECT_STREQ(e.what(),
+               "Service d/a: spec.ports[0].port: expected an integer, got number "
+               "1.8446744073709552e+19");
+  constexpr std::string_view kCut = R"({"kind":"Service","metadata":{"name":)";
+  EXPECT_STREQ(Expect<ParseError>([&] { ParseObjectText(kCut); }).what(),
+               Expect<ParseError>([&] { ParseJsonText(kCut); }).what());
 }
 
 }  // namespace

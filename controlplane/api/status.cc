@@ -7,8 +7,6 @@
 namespace sluice::api {
 namespace {
 
-using nlohmann::json;
-
 // The reads of the one walk below: through FieldReader when strict (anything wrong throws a
 // ParseError naming the field), otherwise skipping whatever is missing or of the wrong type.
 class StatusFields {
@@ -18,36 +16,34 @@ class StatusFields {
   FieldReader::Scope Enter(std::string_view key) { return r_.Enter(key); }
   FieldReader::Scope Enter(size_t index) { return r_.Enter(index); }
 
-  const json* Object(const json& obj, std::string_view key) {
+  std::optional<JsonObject> Object(JsonObject obj, std::string_view key) {
     if (strict_) return r_.Object(obj, key);
-    const json* v = Find(obj, key);
-    return v && v->is_object() ? v : nullptr;
+    auto v = FieldReader::Find(obj, key);
+    if (!v || !v->is_object()) return std::nullopt;
+    return v->get_object().value_unsafe();
   }
-  const json* Array(const json& obj, std::string_view key) {
+  std::optional<JsonArray> Array(JsonObject obj, std::string_view key) {
     if (strict_) return r_.Array(obj, key);
-    const json* v = Find(obj, key);
-    return v && v->is_array() ? v : nullptr;
+    auto v = FieldReader::Find(obj, key);
+    if (!v || !v->is_array()) return std::nullopt;
+    return v->get_array().value_unsafe();
   }
-  const std::string* String(const json& obj, std::string_view key) {
+  std::optional<std::string_view> String(JsonObject obj, std::string_view key) {
     if (strict_) return r_.String(obj, key);
-    const json* v = Find(obj, key);
-    return v && v->is_string() ? v->get_ptr<const std::string*>() : nullptr;
+    auto v = FieldReader::Find(obj, key);
+    if (!v || !v->is_string()) return std::nullopt;
+    return v->get_string().value_unsafe();
   }
-  std::optional<int> Int32(const json& obj, std::string_view key) {
+  std::optional<int> Int32(JsonObject obj, std::string_view key) {
     constexpr int64_t kMin = std::numeric_limits<int32_t>::min();
     constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
     if (strict_) {
       auto v = r_.Int(obj, key, kMin, kMax);
       return v ? std::optional<int>(static_cast<int>(*v)) : std::nullopt;
     }
-    const json* v = Find(obj, key);
-    if (!v || !v->is_number_integer()) return std::nullopt;
-    if (v->is_number_unsigned()) {
-      uint64_t u = v->get<uint64_t>();
-      return u <= static_cast<uint64_t>(kMax) ? std::optional<int>(static_cast<int>(u))
-                                              : std::nullopt;
-    }
-    int64_t i = v->get<int64_t>();
+    auto v = FieldReader::Find(obj, key);
+    if (!v || !v->is_int64()) return std::nullopt;  // above INT64_MAX (uint64) is out of range too
+    int64_t i = v->get_int64().value_unsafe();
     return i >= kMin && i <= kMax ? std::optional<int>(static_cast<int>(i)) : std::nullopt;
   }
 
@@ -60,28 +56,23 @@ class StatusFields {
   }
 
  private:
-  static const json* Find(const json& obj, std::string_view key) {
-    if (!obj.is_object()) return nullptr;
-    auto it = obj.find(key);
-    return it == obj.end() ? nullptr : &*it;
-  }
-
   bool strict_;
   FieldReader r_;
 };
 
-Status ReadStatus(const json& object, bool strict, int http_status) {
+Status ReadStatus(JsonElement json, bool strict, int http_status) {
   StatusFields f(strict);
   Status s;
   s.code = http_status;
-  if (!object.is_object()) {
-    f.Fail("", "expected a JSON object, got " + FieldReader::Describe(object));
+  if (!json.is_object()) {
+    f.Fail("", "expected a JSON object, got " + FieldReader::Describe(json));
     return s;
   }
-  const std::string* kind = f.String(object, "kind");
+  JsonObject object = json.get_object().value_unsafe();
+  auto kind = f.String(object, "kind");
   if (kind && *kind != "Status")
     f.Fail("kind", "expected Status, got " + FieldReader::Quote(*kind));
-  if (const auto* st = f.String(object, "status")) {
+  if (auto st = f.String(object, "status")) {
     if (*st == "Success") {
       s.success = true;
     } else if (*st != "Failure" && !st->empty()) {
@@ -89,29 +80,31 @@ Status ReadStatus(const json& object, bool strict, int http_status) {
     }
   }
   if (auto code = f.Int32(object, "code")) s.code = *code;
-  if (const auto* v = f.String(object, "reason")) s.reason = *v;
-  if (const auto* v = f.String(object, "message")) s.message = *v;
-  if (const auto* meta = f.Object(object, "metadata")) {
+  if (auto v = f.String(object, "reason")) s.reason = *v;
+  if (auto v = f.String(object, "message")) s.message = *v;
+  if (auto meta = f.Object(object, "metadata")) {
     auto scope = f.Enter("metadata");
-    if (const auto* v = f.String(*meta, "continue")) s.continue_token = *v;
-    if (const auto* v = f.String(*meta, "resourceVersion")) s.resource_version = *v;
+    if (auto v = f.String(*meta, "continue")) s.continue_token = *v;
+    if (auto v = f.String(*meta, "resourceVersion")) s.resource_version = *v;
   }
-  if (const auto* details = f.Object(object, "details")) {
+  if (auto details = f.Object(object, "details")) {
     auto scope = f.Enter("details");
     s.retry_after_seconds = f.Int32(*details, "retryAfterSeconds");
-    if (const auto* causes = f.Array(*details, "causes")) {
+    if (auto causes = f.Array(*details, "causes")) {
       auto causes_scope = f.Enter("causes");
-      for (size_t i = 0; i < causes->size(); ++i) {
-        const auto& c = (*causes)[i];
-        if (!c.is_object()) {
-          f.FailAt(i, "expected an object, got " + FieldReader::Describe(c));
+      size_t i = 0;
+      for (JsonElement element : *causes) {
+        size_t index = i++;
+        if (!element.is_object()) {
+          f.FailAt(index, "expected an object, got " + FieldReader::Describe(element));
           continue;
         }
-        auto item = f.Enter(i);
+        auto item = f.Enter(index);
+        JsonObject c = element.get_object().value_unsafe();
         StatusCause cause;
-        if (const auto* v = f.String(c, "reason")) cause.reason = *v;
-        if (const auto* v = f.String(c, "message")) cause.message = *v;
-        if (const auto* v = f.String(c, "field")) cause.field = *v;
+        if (auto v = f.String(c, "reason")) cause.reason = *v;
+        if (auto v = f.String(c, "message")) cause.message = *v;
+        if (auto v = f.String(c, "field")) cause.field = *v;
         s.causes.push_back(std::move(cause));
       }
     }
@@ -138,17 +131,35 @@ std::string Status::Summary() const {
   return s;
 }
 
-Status ParseStatus(const json& object) { return ReadStatus(object, /*strict=*/true, 0); }
+Status ParseStatus(JsonElement object) { return ReadStatus(object, /*strict=*/true, 0); }
 
-Status ParseStatusText(std::string_view text) { return ParseStatus(ParseJsonText(text)); }
+Status ParseStatus(const nlohmann::json& object) {
+  return ParseNlohmann(object, [](JsonElement e) { return ParseStatus(e); });
+}
 
-Status StatusFromJson(const json& object, int http_status) {
+Status ParseStatusText(std::string_view text) {
+  JsonParser parser;
+  return ParseStatus(ParseJsonDom(parser, text));
+}
+
+Status StatusFromJson(JsonElement object, int http_status) {
   return ReadStatus(object, /*strict=*/false, http_status);
 }
 
+Status StatusFromJson(const nlohmann::json& object, int http_status) {
+  return ParseNlohmann(object, [&](JsonElement e) { return StatusFromJson(e, http_status); });
+}
+
 Status StatusFromBody(std::string_view body, int http_status) {
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_object()) return StatusFromJson(parsed, http_status);
+  JsonParser parser;
+  JsonElement parsed;
+  bool is_json = true;
+  try {
+    parsed = ParseJsonDom(parser, body);
+  } catch (const ParseError&) {
+    is_json = false;
+  }
+  if (is_json && parsed.is_object()) return StatusFromJson(parsed, http_status);
   Status s;
   s.code = http_status;
   // Not a Status (a proxy's HTML page, plain text): keep a short excerpt for the log.

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "controlplane/api/json_dom.h"
+
 namespace sluice::api {
 
 struct StatusCause {
@@ -47,6 +49,7 @@ struct Status {
 // Strict, where the Status is the document being parsed (a watch ERROR event's object, a Status
 // in place of an object or list): kind, when present, must be "Status"; a key of the wrong JSON
 // type or an unknown "status" is a ParseError naming the field.
+Status ParseStatus(JsonElement object);
 Status ParseStatus(const nlohmann::json& object);
 Status ParseStatusText(std::string_view text);
 
@@ -54,6 +57,7 @@ Status ParseStatusText(std::string_view text);
 // nobody). Never throws: kind is not checked, keys of the wrong type are ignored, http_status fills
 // a missing code. A body that is not a JSON object (a proxy's HTML page, plain text, nothing)
 // becomes a Status with that code and the body's first 200 bytes, on one line, as its message.
+Status StatusFromJson(JsonElement object, int http_status);
 Status StatusFromJson(const nlohmann::json& object, int http_status);
 Status StatusFromBody(std::string_view body, int http_status);
 

@@ -8,15 +8,13 @@
 namespace sluice::api {
 namespace {
 
-using nlohmann::json;
-
 constexpr EnumName<WatchEventType> kEventTypes[] = {
     {"ADDED", WatchEventType::kAdded},     {"MODIFIED", WatchEventType::kModified},
     {"DELETED", WatchEventType::kDeleted}, {"BOOKMARK", WatchEventType::kBookmark},
     {"ERROR", WatchEventType::kError},
 };
 
-Object ParseAs(Kind kind, const json& object) {
+Object ParseAs(Kind kind, JsonElement object) {
   switch (kind) {
     case Kind::kService:
       return ParseService(object);
@@ -41,9 +39,9 @@ std::string WithArticle(std::string_view kind) {
 // The object of a non-ERROR event against the watched kind ("" for any): a Status is an error that
 // carries it; another kind, when the object says one, is an error; apiVersion is checked when
 // given (the typed parser knows it, a watch of any resource does not).
-void CheckKind(const json& object, std::string_view kind, std::string_view api_version) {
+void CheckKind(JsonElement object, std::string_view kind, std::string_view api_version) {
   FieldReader r(kind, ObjectIdentity(object));
-  const std::string* k = r.String(object, "kind");
+  auto k = r.String(object.get_object().value_unsafe(), "kind");
   if (k && *k == "Status") {
     Status s = ParseStatus(object);
     throw ParseError(
@@ -58,18 +56,18 @@ void CheckKind(const json& object, std::string_view kind, std::string_view api_v
   if (!api_version.empty()) CheckTypeMeta(r, object, kind, api_version);
 }
 
-Bookmark ReadBookmark(const json& object) {
+Bookmark ReadBookmark(JsonObject object) {
   FieldReader r("", "");
   auto scope = r.Enter("object");
-  const json* meta = r.Object(object, "metadata");
+  auto meta = r.Object(object, "metadata");
   auto meta_scope = r.Enter("metadata");
-  const std::string* rv = meta ? r.String(*meta, "resourceVersion") : nullptr;
+  auto rv = meta ? r.String(*meta, "resourceVersion") : std::nullopt;
   if (!rv || rv->empty()) r.Fail("resourceVersion", "required in a BOOKMARK");
   Bookmark b;
   b.resource_version = *rv;
-  if (const json* annotations = r.Object(*meta, "annotations")) {
-    auto it = annotations->find(kInitialEventsEndAnnotation);
-    b.initial_events_end = it != annotations->end() && it->is_string() && *it == "true";
+  if (auto annotations = r.Object(*meta, "annotations")) {
+    auto end = FieldReader::Find(*annotations, kInitialEventsEndAnnotation);
+    b.initial_events_end = end && end->is_string() && end->get_string().value_unsafe() == "true";
   }
   return b;
 }
@@ -77,16 +75,17 @@ Bookmark ReadBookmark(const json& object) {
 // The envelope, the same for both parsers; parse_object turns the object of ADDED, MODIFIED and
 // DELETED into a T.
 template <typename T, typename F>
-BasicWatchEvent<T> ParseEvent(const json& event, std::string_view kind,
-                              std::string_view api_version, F&& parse_object) {
+BasicWatchEvent<T> ParseEvent(JsonElement json, std::string_view kind, std::string_view api_version,
+                              F&& parse_object) {
   FieldReader r("", "");
   WatchEventType type = WatchEventType::kAdded;
-  const json* object = nullptr;
+  JsonElement object;
   try {
-    if (!event.is_object()) {
-      r.Fail("", "expected a JSON object, got " + FieldReader::Describe(event));
+    if (!json.is_object()) {
+      r.Fail("", "expected a JSON object, got " + FieldReader::Describe(json));
     }
-    const std::string* t = r.String(event, "type");
+    JsonObject event = json.get_object().value_unsafe();
+    auto t = r.String(event, "type");
     if (!t || t->empty()) r.Fail("type", "required");
     const auto* name = std::find_if(std::begin(kEventTypes), std::end(kEventTypes),
                                     [&](const auto& n) { return n.text == *t; });
@@ -95,8 +94,8 @@ BasicWatchEvent<T> ParseEvent(const json& event, std::string_view kind,
                      " (want ADDED, MODIFIED, DELETED, BOOKMARK or ERROR)");
     }
     type = name->value;
-    object = r.Object(event, "object");
-    if (!object) r.Fail("object", "required");
+    if (!r.Object(event, "object")) r.Fail("object", "required");
+    object = *FieldReader::Find(event, "object");
   } catch (const ParseError& e) {
     throw e.WithContext("watch event");
   }
@@ -104,24 +103,24 @@ BasicWatchEvent<T> ParseEvent(const json& event, std::string_view kind,
   ev.type = type;
   try {
     if (type == WatchEventType::kError) {
-      ev.payload = ParseStatus(*object);
+      ev.payload = ParseStatus(object);
       return ev;
     }
-    CheckKind(*object, kind, api_version);
+    CheckKind(object, kind, api_version);
     if (type == WatchEventType::kBookmark) {
-      ev.payload = ReadBookmark(*object);
+      ev.payload = ReadBookmark(object.get_object().value_unsafe());
       return ev;
     }
-    ev.payload = parse_object(*object);
+    ev.payload = parse_object(object);
   } catch (const ParseError& e) {
     throw e.WithContext("watch event " + std::string(ToString(type)));
   }
   return ev;
 }
 
-json ParseEventText(std::string_view text) {
+JsonElement ParseEventText(JsonParser& parser, std::string_view text) {
   try {
-    return ParseJsonText(text);
+    return ParseJsonDom(parser, text);
   } catch (const ParseError& e) {
     throw e.WithContext("watch event");
   }
@@ -136,25 +135,30 @@ std::string_view ToString(WatchEventType t) {
   return "?";
 }
 
-WatchEvent ParseWatchEvent(const json& event, std::optional<Kind> expected) {
+WatchEvent ParseWatchEvent(JsonElement event, std::optional<Kind> expected) {
   return ParseEvent<Object>(event, expected ? ToString(*expected) : "",
-                            expected ? ApiVersionOf(*expected) : "", [&](const json& object) {
+                            expected ? ApiVersionOf(*expected) : "", [&](JsonElement object) {
                               return expected ? ParseAs(*expected, object) : ParseObject(object);
                             });
 }
 
+WatchEvent ParseWatchEvent(const nlohmann::json& event, std::optional<Kind> expected) {
+  return ParseNlohmann(event, [&](JsonElement e) { return ParseWatchEvent(e, expected); });
+}
+
 WatchEvent ParseWatchEventText(std::string_view text, std::optional<Kind> expected) {
-  return ParseWatchEvent(ParseEventText(text), expected);
+  JsonParser parser;
+  return ParseWatchEvent(ParseEventText(parser, text), expected);
 }
 
-RawWatchEvent ParseRawWatchEvent(json event, std::string_view expected_kind) {
-  // The object is moved out of `event`, not copied: parse_object is handed the same node.
-  return ParseEvent<json>(event, expected_kind, "",
-                          [&event](const json&) { return std::move(*event.find("object")); });
+RawWatchEvent ParseRawWatchEvent(JsonElement event, std::string_view expected_kind) {
+  return ParseEvent<JsonElement>(event, expected_kind, "",
+                                 [](JsonElement object) { return object; });
 }
 
-RawWatchEvent ParseRawWatchEventText(std::string_view text, std::string_view expected_kind) {
-  return ParseRawWatchEvent(ParseEventText(text), expected_kind);
+RawWatchEvent ParseRawWatchEventText(JsonParser& parser, std::string_view text,
+                                     std::string_view expected_kind) {
+  return ParseRawWatchEvent(ParseEventText(parser, text), expected_kind);
 }
 
 }  // namespace sluice::api

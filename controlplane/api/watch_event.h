@@ -8,6 +8,7 @@
 #include <string_view>
 #include <variant>
 
+#include "controlplane/api/json_dom.h"
 #include "controlplane/api/object.h"
 #include "controlplane/api/status.h"
 
@@ -46,7 +47,8 @@ struct BasicWatchEvent {
 };
 
 using WatchEvent = BasicWatchEvent<Object>;
-using RawWatchEvent = BasicWatchEvent<nlohmann::json>;  // needs <nlohmann/json.hpp> to use
+// The object points into the parser that read the event: valid until it parses something else.
+using RawWatchEvent = BasicWatchEvent<JsonElement>;  // needs <simdjson.h> to use
 
 // Both parsers check the envelope the same way, and throw ParseError ("watch event ADDED: ..."):
 // an event that is not an object, an unknown or missing type, a missing object, a BOOKMARK without
@@ -56,13 +58,16 @@ using RawWatchEvent = BasicWatchEvent<nlohmann::json>;  // needs <nlohmann/json.
 //
 // `expected`: the kind the watch was opened for. Objects may then omit their kind. Without it,
 // every object must say its kind. The object is parsed and its apiVersion checked.
+WatchEvent ParseWatchEvent(JsonElement event, std::optional<Kind> expected = std::nullopt);
 WatchEvent ParseWatchEvent(const nlohmann::json& event,
                            std::optional<Kind> expected = std::nullopt);
 // One complete JSON text per call, as WatchStreamFramer cuts them from the stream.
 WatchEvent ParseWatchEventText(std::string_view text, std::optional<Kind> expected = std::nullopt);
 
 // The envelope only, for any kind ("" accepts every kind): the object stays JSON, unparsed.
-RawWatchEvent ParseRawWatchEvent(nlohmann::json event, std::string_view expected_kind);
-RawWatchEvent ParseRawWatchEventText(std::string_view text, std::string_view expected_kind);
+RawWatchEvent ParseRawWatchEvent(JsonElement event, std::string_view expected_kind);
+// `parser` holds the event (and so the object) afterwards; the reflector reuses one per watch.
+RawWatchEvent ParseRawWatchEventText(JsonParser& parser, std::string_view text,
+                                     std::string_view expected_kind);
 
 }  // namespace sluice::api

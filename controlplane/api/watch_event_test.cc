@@ -77,32 +77,38 @@ TEST(ParseWatchEvent, BookmarkApiVersionIsCheckedForTheWatchedKind) {
 // --- The envelope alone: what controlplane/kube's reflector reads, the object left as JSON. ---
 
 std::string RawErrorOf(std::string_view text, std::string_view kind = "Service") {
-  return Expect<ParseError>([&] { ParseRawWatchEventText(text, kind); }).what();
+  JsonParser parser;
+  return Expect<ParseError>([&] { ParseRawWatchEventText(parser, text, kind); }).what();
 }
 
 TEST(ParseRawWatchEvent, KeepsTheObjectAsSent) {
+  JsonParser parser, other;
   auto ev = ParseRawWatchEventText(
+      parser,
       R"({"type":"MODIFIED","object":{"kind":"ConfigMap","metadata":{"name":"c","namespace":"d","resourceVersion":"7"},"data":{"k":"v"}}})",
       "ConfigMap");
   EXPECT_EQ(ev.type, WatchEventType::kModified);
-  EXPECT_EQ(ev.object()["data"]["k"], "v");
+  EXPECT_EQ(std::string_view(ev.object()["data"]["k"]), "v");
   EXPECT_EQ(ObjectKey(ev.object()), "d/c");
   EXPECT_EQ(ObjectResourceVersion(ev.object()), "7");
   // No kind on the object: the watched one is assumed; "" accepts any kind.
-  EXPECT_EQ(
-      ParseRawWatchEventText(R"({"type":"ADDED","object":{"metadata":{"name":"n"}}})", "Node").type,
-      WatchEventType::kAdded);
-  EXPECT_EQ(ParseRawWatchEventText(R"({"type":"ADDED","object":{"kind":"Pod"}})", "").type,
+  EXPECT_EQ(ParseRawWatchEventText(other, R"({"type":"ADDED","object":{"metadata":{"name":"n"}}})",
+                                   "Node")
+                .type,
+            WatchEventType::kAdded);
+  EXPECT_EQ(ParseRawWatchEventText(other, R"({"type":"ADDED","object":{"kind":"Pod"}})", "").type,
             WatchEventType::kAdded);
 }
 
 TEST(ParseRawWatchEvent, BookmarksAndErrorsAreRead) {
+  JsonParser parser;
   auto bm = ParseRawWatchEventText(
+      parser,
       R"({"type":"BOOKMARK","object":{"kind":"Service","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}})",
       "Service");
   EXPECT_EQ(bm.bookmark(), (Bookmark{"12", true}));
-  auto err = ParseRawWatchEventText(testing::ReadTestdata("watch-event-error-410-expired.json"),
-                                    "Service");
+  auto err = ParseRawWatchEventText(
+      parser, testing::ReadTestdata("watch-event-error-410-expired.json"), "Service");
   EXPECT_TRUE(err.status().IsExpired());
 }
 
@@ -123,7 +129,9 @@ TEST(ParseRawWatchEvent, RejectsWhatTheTypedParserRejectsInTheEnvelope) {
   EXPECT_EQ(RawErrorOf(R"({"type":"BOOKMARK","object":{"metadata":{}}})"),
             "watch event BOOKMARK: object.metadata.resourceVersion: required in a BOOKMARK");
   auto e = Expect<ParseError>([] {
+    JsonParser parser;
     ParseRawWatchEventText(
+        parser,
         R"({"type":"MODIFIED","object":{"kind":"Status","status":"Failure","code":500,"reason":"InternalError","message":"etcd down"}})",
         "EndpointSlice");
   });

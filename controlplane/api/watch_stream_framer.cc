@@ -1,11 +1,26 @@
 #include "controlplane/api/watch_stream_framer.h"
 
+#include <algorithm>
+
 #include "controlplane/api/object_error.h"
 
 namespace sluice::api {
 namespace {
 
 bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// Inside an event, the bytes that matter: in a string '"', '\\' and the line end; outside one
+// also the brackets. Everything else (most of the bytes) is skipped in a tight loop.
+struct StopBytes {
+  bool in_string[256] = {};
+  bool outside[256] = {};
+};
+constexpr StopBytes kStop = [] {
+  StopBytes s;
+  for (unsigned char c : {'"', '\\', '\n'}) s.in_string[c] = true;
+  for (unsigned char c : {'"', '{', '}', '[', ']', '\n'}) s.outside[c] = true;
+  return s;
+}();
 
 [[noreturn]] void Fail(const std::string& reason) {
   throw ParseError("", "", "", "watch stream: " + reason);
@@ -52,40 +67,55 @@ std::optional<std::string> WatchStreamFramer::Next() {
       ++scan_;
       continue;
     }
-    ++scan_;
-    if (scan_ - start_ > max_event_bytes_) {
-      Fail("event larger than " + std::to_string(max_event_bytes_) + " bytes");
-    }
-    if (c == '\n') {
-      // Raw newlines are not valid inside JSON strings either, so this holds in and out of them.
-      Fail("malformed JSON: the line ends inside an event: " +
-           Excerpt(std::string_view(buffer_).substr(start_, scan_ - 1 - start_)));
-    }
-    if (in_string_) {
-      if (escaped_) {
-        escaped_ = false;
-      } else if (c == '\\') {
-        escaped_ = true;
-      } else if (c == '"') {
-        in_string_ = false;
+    // Inside an event, up to the size limit.
+    const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data());
+    const size_t end = std::min(buffer_.size(), start_ + max_event_bytes_);
+    size_t i = scan_;
+    bool closed = false;
+    while (i < end) {
+      if (!escaped_) {
+        const bool* stop = in_string_ ? kStop.in_string : kStop.outside;
+        while (i < end && !stop[p[i]]) ++i;
+        if (i == end) break;
       }
-      continue;
-    }
-    if (c == '"') {
-      in_string_ = true;
-    } else if (c == '{' || c == '[') {
-      ++depth_;
-    } else if (c == '}' || c == ']') {
-      if (--depth_ == 0) {
-        std::string event = buffer_.substr(start_, scan_ - start_);
-        // Drop consumed bytes once they are the larger part of the buffer (amortised O(1)).
-        if (scan_ > buffer_.size() / 2) {
-          buffer_.erase(0, scan_);
-          scan_ = 0;
+      const char c = static_cast<char>(p[i++]);
+      if (c == '\n') {
+        // Raw newlines are not valid inside JSON strings either, so this holds in and out of them.
+        Fail("malformed JSON: the line ends inside an event: " +
+             Excerpt(std::string_view(buffer_).substr(start_, i - 1 - start_)));
+      }
+      if (in_string_) {
+        if (escaped_) {
+          escaped_ = false;
+        } else if (c == '\\') {
+          escaped_ = true;
+        } else if (c == '"') {
+          in_string_ = false;
         }
-        start_ = scan_;
-        return event;
+        continue;
       }
+      if (c == '"') {
+        in_string_ = true;
+      } else if (c == '{' || c == '[') {
+        ++depth_;
+      } else if (--depth_ == 0) {  // '}' or ']'
+        closed = true;
+        break;
+      }
+    }
+    scan_ = i;
+    if (closed) {
+      std::string event = buffer_.substr(start_, scan_ - start_);
+      // Drop consumed bytes once they are the larger part of the buffer (amortised O(1)).
+      if (scan_ > buffer_.size() / 2) {
+        buffer_.erase(0, scan_);
+        scan_ = 0;
+      }
+      start_ = scan_;
+      return event;
+    }
+    if (scan_ < buffer_.size()) {
+      Fail("event larger than " + std::to_string(max_event_bytes_) + " bytes");
     }
   }
   if (depth_ == 0) {

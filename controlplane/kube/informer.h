@@ -3,14 +3,19 @@
 //
 //   struct ServiceCodec {
 //     using Object = api::Service;
-//     static Object Parse(const nlohmann::json& object);  // throws when the object is rejected
+//     static Object Parse(api::JsonElement object);  // throws when the object is rejected
 //   };
+//
+// The element points into the reflector's parser (simdjson's DOM): the codec reads it during the
+// call and keeps nothing of it.
 //
 // Handlers run on the informer's thread, one at a time, in the order the server sent the changes,
 // after the store already holds the new state. An object the codec rejects is logged with its
 // identity and treated as absent (a previous version is deleted), as kube-proxy drops an invalid
 // Service from its service map.
 #pragma once
+
+#include <simdjson.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +25,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <type_traits>
 
 #include "common/log.h"
 #include "controlplane/api/object_meta.h"
@@ -37,16 +43,19 @@ struct EventHandlers {
   std::function<void()> on_synced;
 };
 
-// Keeps the JSON as it came (tools, tests).
+// Keeps the JSON as it came, as nlohmann::json (tools, tests).
 struct JsonCodec {
   using Object = nlohmann::json;
-  static Object Parse(const nlohmann::json& object) { return object; }
+  static Object Parse(api::JsonElement object) { return api::ToNlohmann(object); }
 };
 
 template <typename Codec>
 class Informer : private ReflectorSink {
  public:
   using Object = typename Codec::Object;
+  // Exactly this signature: nlohmann::json would quietly convert from an element (wrongly).
+  static_assert(std::is_same_v<decltype(&Codec::Parse), Object (*)(api::JsonElement)>,
+                "Codec::Parse must take an api::JsonElement");
 
   Informer(ApiConnection connection, ReflectorOptions options, EventHandlers<Object> handlers = {})
       : handlers_(std::move(handlers)),
@@ -80,7 +89,7 @@ class Informer : private ReflectorSink {
   using Change = typename Store<Object>::Change;
 
   // nullptr when the codec rejects it (logged).
-  std::shared_ptr<const Object> ParseLogged(const nlohmann::json& object, const std::string& key,
+  std::shared_ptr<const Object> ParseLogged(api::JsonElement object, const std::string& key,
                                             const std::string& rv) {
     try {
       return std::make_shared<const Object>(Codec::Parse(object));
@@ -109,10 +118,9 @@ class Informer : private ReflectorSink {
   // A listing is parsed object by object as it arrives, so only typed values accumulate, never
   // the listing's JSON. A rejected object is simply not part of it (logged; a stored version is
   // then deleted by the Replace).
-  void ListObject(const std::string& key, nlohmann::json object) override {
+  void ListObject(const std::string& key, api::JsonElement object) override {
     std::string rv = api::ObjectResourceVersion(object);
     auto obj = ParseLogged(object, key, rv);
-    object = nlohmann::json();  // free the JSON now
     if (obj) {
       listing_.insert_or_assign(key,
                                 typename Store<Object>::Item{key, std::move(rv), std::move(obj)});
@@ -130,19 +138,6 @@ class Informer : private ReflectorSink {
     ReplaceWith(std::move(typed));
   }
 
-  void Replace(std::vector<nlohmann::json> items, const std::string&) override {
-    std::vector<typename Store<Object>::Item> typed;
-    typed.reserve(items.size());
-    for (const auto& item : items) {
-      std::string key = api::ObjectKey(item);
-      std::string rv = api::ObjectResourceVersion(item);
-      if (auto obj = ParseLogged(item, key, rv)) {
-        typed.push_back({std::move(key), std::move(rv), std::move(obj)});
-      }
-    }
-    ReplaceWith(std::move(typed));
-  }
-
   void ReplaceWith(std::vector<typename Store<Object>::Item> typed) {
     for (const auto& c : store_.Replace(std::move(typed))) Deliver(c);
     if (!synced_.load()) {
@@ -155,7 +150,7 @@ class Informer : private ReflectorSink {
     }
   }
 
-  void Upsert(nlohmann::json object) override {
+  void Upsert(api::JsonElement object) override {
     std::string key = api::ObjectKey(object);
     std::string rv = api::ObjectResourceVersion(object);
     auto obj = ParseLogged(object, key, rv);
@@ -165,7 +160,7 @@ class Informer : private ReflectorSink {
 
   // Handlers get the DELETED event's object (the last state, at the deletion's
   // resourceVersion), or the stored one when the codec rejects it.
-  void Delete(nlohmann::json object) override {
+  void Delete(api::JsonElement object) override {
     std::string key = api::ObjectKey(object);
     auto c = store_.Delete(key);
     if (!c) return;

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/log.h"
+#include "controlplane/api/object_error.h"
 #include "controlplane/api/object_meta.h"
 #include "controlplane/api/status.h"
 #include "controlplane/kube/errors.h"
@@ -15,7 +16,6 @@ namespace sluice::kube {
 
 namespace {
 
-using Json = nlohmann::json;
 using std::chrono::steady_clock;
 
 // Waits d, or less if stop is requested. False when stopped.
@@ -50,16 +50,8 @@ Reflector::Reflector(ApiConnection connection, ReflectorOptions options, Reflect
 
 Reflector::~Reflector() = default;
 
-void Reflector::VersionedSink::Replace(std::vector<Json> items, const std::string& rv) {
-  reflector_.SetResourceVersion(rv);
-  sink_.Replace(std::move(items), rv);
-  // The list's JSON (several times the size of the typed objects kept) was just freed; glibc keeps
-  // such memory in the process unless told otherwise. Once per (re)list, never per event.
-  malloc_trim(0);
-}
-
-void Reflector::VersionedSink::ListObject(const std::string& key, Json object) {
-  sink_.ListObject(key, std::move(object));
+void Reflector::VersionedSink::ListObject(const std::string& key, api::JsonElement object) {
+  sink_.ListObject(key, object);
 }
 
 void Reflector::VersionedSink::ListForget(const std::string& key) { sink_.ListForget(key); }
@@ -67,19 +59,22 @@ void Reflector::VersionedSink::ListForget(const std::string& key) { sink_.ListFo
 void Reflector::VersionedSink::ListEnd(const std::string& rv) {
   reflector_.SetResourceVersion(rv);
   sink_.ListEnd(rv);
+  // The listing's transient memory (the previous store's objects, parse buffers) was just freed;
+  // glibc keeps such memory in the process unless told otherwise. Once per (re)list, never per
+  // event.
   malloc_trim(0);
 }
 
 void Reflector::VersionedSink::ListAbort() { sink_.ListAbort(); }
 
-void Reflector::VersionedSink::Upsert(Json object) {
+void Reflector::VersionedSink::Upsert(api::JsonElement object) {
   reflector_.SetResourceVersion(api::ObjectResourceVersion(object));
-  sink_.Upsert(std::move(object));
+  sink_.Upsert(object);
 }
 
-void Reflector::VersionedSink::Delete(Json object) {
+void Reflector::VersionedSink::Delete(api::JsonElement object) {
   reflector_.SetResourceVersion(api::ObjectResourceVersion(object));
-  sink_.Delete(std::move(object));
+  sink_.Delete(object);
 }
 
 std::string Reflector::last_sync_resource_version() const {
@@ -173,6 +168,7 @@ size_t Reflector::ListPages(std::stop_token stop, const std::string& rv, bool pa
   if (!rv.empty()) q["resourceVersion"] = rv;
   size_t items = 0;
   const std::string list_kind = options_.resource.kind + "List";
+  api::JsonParser parser;  // one document at a time: the page being handed to the sink
   for (int page = 1;; ++page) {
     std::string path = options_.resource.path + (q.empty() ? "" : "?" + EncodeQuery(q));
     std::string url = client_->Url(path);
@@ -189,41 +185,45 @@ size_t Reflector::ListPages(std::stop_token stop, const std::string& rv, bool pa
       }
       throw ApiError("LIST " + url + ": " + st.Summary(), url, st);
     }
-    Json doc = Json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+    api::JsonElement doc;
+    try {
+      doc = api::ParseJsonDom(parser, resp.body);
+    } catch (const api::ParseError&) {
+    }
     if (!doc.is_object()) throw Error("LIST " + url + ": response is not a JSON object");
-    auto kind = doc.find("kind");
-    if (kind != doc.end() && kind->is_string() && *kind != list_kind) {
-      if (*kind == "Status") {
+    auto kind = api::FindMember(doc, "kind");
+    if (kind && kind->is_string() && kind->get_string().value_unsafe() != list_kind) {
+      std::string_view k = kind->get_string().value_unsafe();
+      if (k == "Status") {
         throw Error("LIST " + url + ": HTTP " + std::to_string(resp.status) +
                     " with a Status instead of a " + list_kind + ": " +
                     api::StatusFromJson(doc, 0).Summary());
       }
-      throw Error("LIST " + url + ": kind \"" + kind->get<std::string>() + "\", want " + list_kind);
+      throw Error("LIST " + url + ": kind \"" + std::string(k) + "\", want " + list_kind);
     }
-    auto md = doc.find("metadata");
     std::string page_rv, next;
-    if (md != doc.end() && md->is_object()) {
-      if (auto it = md->find("resourceVersion"); it != md->end() && it->is_string()) {
-        page_rv = it->get<std::string>();
+    if (auto md = api::FindMember(doc, "metadata")) {
+      if (auto v = api::FindMember(*md, "resourceVersion"); v && v->is_string()) {
+        page_rv = v->get_string().value_unsafe();
       }
-      if (auto it = md->find("continue"); it != md->end() && it->is_string()) {
-        next = it->get<std::string>();
+      if (auto v = api::FindMember(*md, "continue"); v && v->is_string()) {
+        next = v->get_string().value_unsafe();
       }
     }
     if (page_rv.empty()) throw Error("LIST " + url + ": list has no metadata.resourceVersion");
-    auto list = doc.find("items");
-    if (list != doc.end() && !list->is_null() && !list->is_array()) {
-      throw Error("LIST " + url + ": items is not a list");
-    }
-    if (list != doc.end() && list->is_array()) {
-      for (size_t i = 0; i < list->size(); ++i) {
-        Json& item = (*list)[i];
+    auto list = api::FindMember(doc, "items");
+    if (list && !list->is_array()) throw Error("LIST " + url + ": items is not a list");
+    if (list) {
+      simdjson::dom::array array = list->get_array().value_unsafe();
+      size_t i = 0;
+      for (api::JsonElement item : array) {
         std::string key = item.is_object() ? api::ObjectKey(item) : "";
         if (key.empty()) {
           throw Error("LIST " + url + ": items[" + std::to_string(i) + "] has no metadata.name");
         }
-        sink_.ListObject(key, std::move(item));
+        sink_.ListObject(key, item);
         ++items;
+        ++i;
       }
     }
     *list_rv = page_rv;

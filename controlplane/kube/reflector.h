@@ -68,10 +68,9 @@ class Reflector {
   class VersionedSink : public ReflectorSink {
    public:
     VersionedSink(Reflector& r, ReflectorSink& sink) : reflector_(r), sink_(sink) {}
-    void Replace(std::vector<nlohmann::json> items, const std::string& rv) override;
-    void Upsert(nlohmann::json object) override;
-    void Delete(nlohmann::json object) override;
-    void ListObject(const std::string& key, nlohmann::json object) override;
+    void Upsert(api::JsonElement object) override;
+    void Delete(api::JsonElement object) override;
+    void ListObject(const std::string& key, api::JsonElement object) override;
     void ListForget(const std::string& key) override;
     void ListEnd(const std::string& rv) override;
     void ListAbort() override;

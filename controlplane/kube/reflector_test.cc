@@ -676,7 +676,8 @@ TEST(ReflectorTest, StopIsPromptDuringAWatchAndDuringBackoff) {
 // A codec that rejects objects whose spec.v is negative, as the API layer rejects invalid ones.
 struct PickyCodec {
   using Object = Json;
-  static Object Parse(const Json& o) {
+  static Object Parse(api::JsonElement e) {
+    Json o = api::ToNlohmann(e);
     if (o["spec"]["v"].get<int>() < 0) throw std::runtime_error("spec.v: must not be negative");
     return o;
   }

@@ -18,10 +18,10 @@ namespace sluice::kube {
 // A codec that parses one kind with controlplane/api, applies its semantic validation and then
 // drops what a proxy never reads (client-go's informer transform), so the caches of a large
 // cluster hold only what the proxy uses.
-template <typename T, T (*ParseFn)(const nlohmann::json&), void (*TrimFn)(T&)>
+template <typename T, T (*ParseFn)(api::JsonElement), void (*TrimFn)(T&)>
 struct ValidatingCodec {
   using Object = T;
-  static Object Parse(const nlohmann::json& object) {
+  static Object Parse(api::JsonElement object) {
     T value = ParseFn(object);
     api::Validate(value);
     TrimFn(value);

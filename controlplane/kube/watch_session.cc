@@ -43,7 +43,7 @@ WatchSession::Outcome WatchSession::OnEvent(std::string_view text) {
   if (outcome_ != Outcome::kContinue) return outcome_;
   api::RawWatchEvent ev;
   try {
-    ev = api::ParseRawWatchEventText(text, resource_.kind);
+    ev = api::ParseRawWatchEventText(parser_, text, resource_.kind);
   } catch (const api::ParseError& e) {
     return Malformed(e.what());
   }
@@ -68,7 +68,7 @@ WatchSession::Outcome WatchSession::OnEvent(std::string_view text) {
   }
   // The store keys objects by name and the next watch resumes from their resourceVersion: an
   // object without either cannot be placed.
-  nlohmann::json& object = ev.object();
+  api::JsonElement object = ev.object();
   std::string key = api::ObjectKey(object);
   std::string rv = api::ObjectResourceVersion(object);
   if (key.empty() || rv.empty()) {
@@ -84,14 +84,14 @@ WatchSession::Outcome WatchSession::OnEvent(std::string_view text) {
       sink_.ListForget(key);
     } else {
       ++initial_objects_;
-      sink_.ListObject(key, std::move(object));
+      sink_.ListObject(key, object);
     }
     return Outcome::kContinue;
   }
   if (ev.type == api::WatchEventType::kDeleted) {
-    sink_.Delete(std::move(object));
+    sink_.Delete(object);
   } else {
-    sink_.Upsert(std::move(object));
+    sink_.Upsert(object);
   }
   resource_version_ = std::move(rv);
   return Outcome::kContinue;

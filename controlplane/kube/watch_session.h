@@ -1,13 +1,15 @@
 // One watch stream, without I/O: cuts the body into events (api::WatchStreamFramer), checks each
 // envelope (api::ParseRawWatchEventText), applies it to the sink in order and tracks the
-// resourceVersion to resume from. Objects stay JSON: the informer's codec parses them. In
-// watch-list mode (sendInitialEvents) the initial ADDED events go to the sink as a listing
-// (ListObject), which ends (ListEnd) at the bookmark marked k8s.io/initial-events-end; a session
-// that ends before that bookmark aborts the listing (ListAbort).
+// resourceVersion to resume from. Objects stay JSON (simdjson's DOM, in the session's parser) for
+// the informer's codec to parse. In watch-list mode (sendInitialEvents) the initial ADDED events
+// go to the sink as a listing (ListObject), which ends (ListEnd) at the bookmark marked
+// k8s.io/initial-events-end; a session that ends before that bookmark aborts the listing
+// (ListAbort).
 #pragma once
 
+#include <simdjson.h>
+
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +63,7 @@ class WatchSession {
   std::string resource_version_;
   bool initial_events_;
   api::WatchStreamFramer framer_;
+  api::JsonParser parser_;     // the current event's document; reused, so its buffers are too
   bool listing_open_ = false;  // the sink holds a partial listing from this session
   size_t initial_objects_ = 0;
   size_t events_ = 0;

@@ -30,17 +30,17 @@ std::vector<std::string> Lines(const std::string& text) {
 }
 
 // Records what a reflector would do to the store.
-struct RecordingSink : ReflectorSink {
+struct RecordingSink : JsonSink {
   std::vector<std::string> calls;
   void Replace(std::vector<nlohmann::json> items, const std::string& rv) override {
     std::string s = "replace@" + rv + ":";
     for (const auto& i : items) s += " " + ObjectKey(i);
     calls.push_back(s);
   }
-  void Upsert(nlohmann::json o) override {
+  void UpsertJson(nlohmann::json o) override {
     calls.push_back("upsert " + ObjectKey(o) + "@" + ObjectResourceVersion(o));
   }
-  void Delete(nlohmann::json o) override {
+  void DeleteJson(nlohmann::json o) override {
     calls.push_back("delete " + ObjectKey(o) + "@" + ObjectResourceVersion(o));
   }
 };
@@ -87,13 +87,13 @@ TEST(WatchSessionTest, WatchListCollectsInitialEventsUntilTheAnnotatedBookmark) 
 struct StreamingSink : RecordingSink {
   std::vector<std::string> listed;
   int aborts = 0;
-  void ListObject(const std::string& key, nlohmann::json object) override {
+  void ListObject(const std::string& key, api::JsonElement object) override {
     listed.push_back(key + "@" + ObjectResourceVersion(object));
-    ReflectorSink::ListObject(key, std::move(object));
+    JsonSink::ListObject(key, object);
   }
   void ListAbort() override {
     ++aborts;
-    ReflectorSink::ListAbort();
+    JsonSink::ListAbort();
   }
 };
 
