@@ -787,8 +787,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def stream(self, w, rtype, media, initial, end_bookmark, allow_bm, timeout):
         rt = self.rt
         store = rt.store
+        # Initial events go out in writes of up to 64 KiB, as kube-apiserver flushes a watch only
+        # when no further event is queued: one write (and TLS record) per event costs the server
+        # more than the client spends reading them.
+        pending, size = [], 0
         for obj in initial:
-            self.write_event({"type": "ADDED", "object": self.wire_object(rtype, obj, media)})
+            data = dumps({"type": "ADDED", "object": self.wire_object(rtype, obj, media)})
+            pending.append(data)
+            size += len(data)
+            if size >= 65536:
+                self.write_raw(b"".join(pending))
+                pending, size = [], 0
+        if pending:
+            self.write_raw(b"".join(pending))
         if end_bookmark is not None:
             self.bookmark(rtype, media, end_bookmark, initial_end=True)
         deadline = time.monotonic() + timeout
