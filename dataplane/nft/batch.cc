@@ -144,6 +144,13 @@ size_t Batch::AddSet(nftnl_set& set) {
   return Commit("add " + Describe(set));
 }
 
+size_t Batch::DeleteSet(const nftnl_set& set) {
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(
+      Next(), NFT_MSG_DELSET, nftnl_set_get_u32(&set, NFTNL_SET_FAMILY), NLM_F_ACK, 0);
+  nftnl_set_nlmsg_build_payload(nlh, const_cast<nftnl_set*>(&set));
+  return Commit("delete " + Describe(set));
+}
+
 size_t Batch::AppendRule(nftnl_rule& rule) {
   nlmsghdr* nlh =
       nftnl_nlmsg_build_hdr(Next(), NFT_MSG_NEWRULE, nftnl_rule_get_u32(&rule, NFTNL_RULE_FAMILY),

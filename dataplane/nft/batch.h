@@ -36,6 +36,8 @@ class Batch {
   size_t AddChain(const nftnl_chain& chain, IfExists if_exists = IfExists::kKeep);
   size_t DeleteChain(const nftnl_chain& chain);
   size_t AddSet(nftnl_set& set);
+  // By name (the set must not be referenced by a rule when the transaction commits).
+  size_t DeleteSet(const nftnl_set& set);
   size_t AppendRule(nftnl_rule& rule);
   // By NFTNL_RULE_HANDLE.
   size_t DeleteRule(nftnl_rule& rule);

@@ -1,5 +1,7 @@
 #include "dataplane/nft/dump.h"
 
+#include <endian.h>
+#include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 
 #include <cerrno>
@@ -126,6 +128,69 @@ std::vector<RulePtr> ListRules(NftSocket& socket, uint16_t family, std::string_v
                  });
   });
   return rules;
+}
+
+std::vector<RuleSummary> ListRuleSummaries(NftSocket& socket, uint16_t family,
+                                           std::string_view table) {
+  std::vector<RuleSummary> rules;
+  WithRetries([&] {
+    rules.clear();
+    auto buf = std::make_unique<RequestBuffer>();
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf->bytes, NFT_MSG_GETRULE, family, NLM_F_DUMP, 0);
+    RulePtr filter = NewRuleObject();
+    nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, std::string(table).c_str());
+    nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+    socket.Query(*nlh, "list rules of table " + Where(family, table),
+                 [&](const nlmsghdr& message) {
+                   const nlattr* attrs[NFTA_RULE_MAX + 1] = {};
+                   auto collect = [](const nlattr* attr, void* data) -> int {
+                     auto** tb = static_cast<const nlattr**>(data);
+                     const int type = mnl_attr_get_type(attr);
+                     if (type >= 0 && type <= NFTA_RULE_MAX) tb[type] = attr;
+                     return MNL_CB_OK;
+                   };
+                   if (mnl_attr_parse(&message, sizeof(nfgenmsg), collect, attrs) < 0) {
+                     throw NftError(EPROTO, "parse rule");
+                   }
+                   if (!attrs[NFTA_RULE_TABLE] || !attrs[NFTA_RULE_CHAIN] ||
+                       table != mnl_attr_get_str(attrs[NFTA_RULE_TABLE])) {
+                     return;
+                   }
+                   RuleSummary r;
+                   r.chain = mnl_attr_get_str(attrs[NFTA_RULE_CHAIN]);
+                   if (attrs[NFTA_RULE_HANDLE]) {
+                     r.handle = be64toh(mnl_attr_get_u64(attrs[NFTA_RULE_HANDLE]));
+                   }
+                   if (const nlattr* u = attrs[NFTA_RULE_USERDATA]) {
+                     const auto* p = static_cast<const uint8_t*>(mnl_attr_get_payload(u));
+                     r.udata.assign(p, p + mnl_attr_get_payload_len(u));
+                   }
+                   rules.push_back(std::move(r));
+                 });
+  });
+  return rules;
+}
+
+std::vector<SetPtr> ListSets(NftSocket& socket, uint16_t family, std::string_view table) {
+  std::vector<SetPtr> sets;
+  WithRetries([&] {
+    sets.clear();
+    auto buf = std::make_unique<RequestBuffer>();
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf->bytes, NFT_MSG_GETSET, family, NLM_F_DUMP, 0);
+    SetPtr filter = NewSetObject();
+    nftnl_set_set_str(filter.get(), NFTNL_SET_TABLE, std::string(table).c_str());
+    nftnl_set_nlmsg_build_payload(nlh, filter.get());
+    socket.Query(*nlh, "list sets of table " + Where(family, table),
+                 [&](const nlmsghdr& message) {
+                   SetPtr set = NewSetObject();
+                   if (nftnl_set_nlmsg_parse(&message, set.get()) < 0) {
+                     throw NftError(EPROTO, "parse set");
+                   }
+                   const char* t = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
+                   if (t != nullptr && table == t) sets.push_back(std::move(set));
+                 });
+  });
+  return sets;
 }
 
 SetPtr ListSetElems(NftSocket& socket, uint16_t family, std::string_view table,

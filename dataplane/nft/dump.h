@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +21,17 @@ ChainPtr GetChain(NftSocket& socket, uint16_t family, std::string_view table,
                   std::string_view chain);
 std::vector<RulePtr> ListRules(NftSocket& socket, uint16_t family, std::string_view table,
                                std::string_view chain);
+// Every rule of a table, reduced to what a reconciler compares (no expressions decoded), in the
+// kernel's order (chain by chain, rule order within a chain).
+struct RuleSummary {
+  std::string chain;
+  uint64_t handle = 0;
+  std::vector<uint8_t> udata;
+};
+std::vector<RuleSummary> ListRuleSummaries(NftSocket& socket, uint16_t family,
+                                           std::string_view table);
+// The sets of a table (no elements).
+std::vector<SetPtr> ListSets(NftSocket& socket, uint16_t family, std::string_view table);
 // The set (its name, table and family) with all its elements attached, or null if absent.
 SetPtr ListSetElems(NftSocket& socket, uint16_t family, std::string_view table,
                     std::string_view set);

@@ -26,6 +26,8 @@ class RuleBuilder {
                       bool invert);
   RuleBuilder& Verdict(int verdict, std::string_view chain = {});
   RuleBuilder& Masquerade();
+  // Any other expression, built by the caller.
+  RuleBuilder& AddExpr(ExprPtr expr) { return Add(std::move(expr)); }
 
   // Matches: `meta nfproto ipv4|ipv6` (needed before ip/ip6 payloads in inet tables), and
   // `ip saddr|daddr <prefix>` / `ip6 ...` (the nfproto dependency is added for inet tables).
