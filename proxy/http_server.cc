@@ -98,8 +98,9 @@ BindAddress BindAddress::Parse(std::string_view text) {
   return out;
 }
 
-HttpServer::HttpServer(std::string name, std::string_view bind_address, HttpRoutes routes)
-    : name_(std::move(name)), routes_(std::move(routes)) {
+HttpServer::HttpServer(std::string name, std::string_view bind_address, HttpRoutes routes,
+                       HttpHandler fallback)
+    : name_(std::move(name)), routes_(std::move(routes)), fallback_(std::move(fallback)) {
   const std::string address(bind_address);
   BindAddress bind;
   try {
@@ -180,8 +181,12 @@ void HttpServer::Stop() {
 }
 
 HttpResponse HttpServer::Dispatch(const HttpRequest& request) const {
-  auto route = routes_.find(request.path);
-  if (route == routes_.end()) {
+  const HttpHandler* handler = nullptr;
+  if (auto route = routes_.find(request.path); route != routes_.end()) {
+    handler = &route->second;
+  } else if (fallback_) {
+    handler = &fallback_;
+  } else {
     return {404,
             "text/plain; charset=utf-8",
             "404 page not found\n",
@@ -194,7 +199,7 @@ HttpResponse HttpServer::Dispatch(const HttpRequest& request) const {
             {{"Allow", "GET, HEAD"}, {"X-Content-Type-Options", "nosniff"}}};
   }
   try {
-    return route->second(request);
+    return (*handler)(request);
   } catch (const std::exception& e) {
     SLOG_ERROR << name_ << ": " << request.method << " " << request.path << ": " << e.what();
   } catch (...) {

@@ -1,6 +1,7 @@
 // A small HTTP/1.1 server on libmicrohttpd for the proxy's status endpoints: the healthz server,
-// the metrics server and (later) one health-check node port server per Service. Exact-path
-// routes, GET and HEAD only, handlers return the whole response.
+// the metrics server and one health-check node port server per Service. Exact-path routes and
+// an optional fallback for every other path, GET and HEAD only, handlers return the whole
+// response.
 #pragma once
 
 #include <cstdint>
@@ -51,8 +52,10 @@ class HttpServer {
  public:
   // Binds and starts serving on MHD's own thread. `name` prefixes errors and logs ("healthz
   // server"). Throws HttpServerError, e.g. "healthz server: bind 0.0.0.0:10256: Address already
-  // in use".
-  HttpServer(std::string name, std::string_view bind_address, HttpRoutes routes);
+  // in use". `fallback`, when set, answers the paths no route matches instead of a 404 (a health
+  // check node port answers every path).
+  HttpServer(std::string name, std::string_view bind_address, HttpRoutes routes,
+             HttpHandler fallback = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -64,12 +67,13 @@ class HttpServer {
   // Stops accepting, closes connections and waits for a running handler. Idempotent.
   void Stop();
 
-  // What the server answers for `request`, without the network: routing, 404 and 405.
+  // What the server answers for `request`, without the network: routing, fallback, 404 and 405.
   HttpResponse Dispatch(const HttpRequest& request) const;
 
  private:
   std::string name_;
   HttpRoutes routes_;
+  HttpHandler fallback_;
   uint16_t port_ = 0;
   MHD_Daemon* daemon_ = nullptr;
 };

@@ -200,6 +200,21 @@ TEST(HttpServerTest, ServesIpv6AndDualStack) {
   EXPECT_EQ(Probe("127.0.0.1", wildcard.port(), "GET", "/hello").status, 200);
 }
 
+TEST(HttpServerTest, FallbackAnswersEveryOtherPath) {
+  std::atomic<int> calls{0};
+  HttpServer server("test server", "127.0.0.1:0", TestRoutes(), [&calls](const HttpRequest& r) {
+    ++calls;
+    return HttpResponse{200, "text/plain", "fallback " + r.path, {}};
+  });
+  EXPECT_EQ(Probe("127.0.0.1", server.port(), "GET", "/hello").body, "{\"method\":\"GET\"}");
+  auto r = Probe("127.0.0.1", server.port(), "GET", "/nope/deeper?x=1");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "fallback /nope/deeper");
+  EXPECT_EQ(Probe("127.0.0.1", server.port(), "HEAD", "/").status, 200);
+  EXPECT_EQ(server.Dispatch({"POST", "/nope"}).status, 405);  // still GET and HEAD only
+  EXPECT_EQ(calls.load(), 2);
+}
+
 TEST(HttpServerTest, DispatchWithoutTheNetwork) {
   HttpServer server("test server", "127.0.0.1:0", TestRoutes());
   EXPECT_EQ(server.Dispatch({"GET", "/hello"}).status, 200);
