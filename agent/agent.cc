@@ -10,6 +10,7 @@
 #include "controlplane/sources/api_source.h"
 #include "controlplane/sources/manifest_source.h"
 #include "proxy/backends/dryrun/dry_run_backend.h"
+#include "proxy/backends/nftables/nftables_backend.h"
 #include "proxy/metrics_server.h"
 #include "proxy/process_metrics.h"
 
@@ -30,14 +31,26 @@ std::vector<IpFamily> Families(const AgentConfig& c) {
   return out;
 }
 
+}  // namespace
+
 std::unique_ptr<proxy::Backend> MakeBackend(const AgentConfig& c, std::ostream& dry_run_out) {
   if (c.dry_run) return std::make_unique<proxy::DryRunBackend>(dry_run_out);
+  if (c.proxy_mode == ProxyMode::kNftables) {
+    proxy::nftables::NftablesOptions o;
+    o.cluster_cidrs = c.cluster_cidrs;
+    o.masquerade_all = c.masquerade_all;
+    o.nodeport_cidrs = c.nodeport_cidrs;
+    try {
+      return std::make_unique<proxy::nftables::NftablesBackend>(std::move(o));
+    } catch (const std::exception& e) {
+      throw ConfigError(std::string("--proxy-mode=nftables: cannot open nf_tables netlink: ") +
+                        e.what());
+    }
+  }
   throw ConfigError("--proxy-mode=" + std::string(ToString(c.proxy_mode)) +
                     ": this backend is not part of this build yet; run with --dry-run to see "
                     "what would be programmed");
 }
-
-}  // namespace
 
 std::string NodeName(const AgentConfig& config) {
   std::string name = config.hostname_override;

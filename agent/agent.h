@@ -27,6 +27,8 @@ namespace sluice::agent {
 
 // The node name kube-proxy would use: --hostname-override, else the host name, lower-cased.
 std::string NodeName(const AgentConfig& config);
+// The backend --proxy-mode (or --dry-run) selects. Throws ConfigError when it cannot be made.
+std::unique_ptr<proxy::Backend> MakeBackend(const AgentConfig& config, std::ostream& dry_run_out);
 
 class Agent {
  public:

@@ -61,7 +61,10 @@ cxxopts::Options BuildOptions() {
       "dry-run",
       "Compute everything and print, per sync, the service ports and endpoints that "
       "would be programmed, without touching the kernel.",
-      flag());
+      flag())("cleanup",
+              "Remove everything the backend of --proxy-mode programmed on this node and "
+              "exit.",
+              flag());
   o.add_options("Serving")("healthz-bind-address",
                            "IP:port of the /healthz and /livez server; empty disables it.",
                            str("0.0.0.0:10256"), "ADDR")(
@@ -492,6 +495,7 @@ std::optional<AgentConfig> ParseCommandLine(int argc, const char* const* argv) {
   if (given("sync-period")) c.sync_period = ParseDuration(s("sync-period"), "--sync-period");
   if (given("ip-families")) ApplyFamilies(s("ip-families"), "--ip-families", c);
   if (given("dry-run")) c.dry_run = r["dry-run"].as<bool>();
+  if (given("cleanup")) c.cleanup = r["cleanup"].as<bool>();
   if (given("healthz-bind-address")) c.healthz_bind_address = s("healthz-bind-address");
   if (given("metrics-bind-address")) c.metrics_bind_address = s("metrics-bind-address");
   if (given("verbosity")) c.verbosity = r["verbosity"].as<int>();

@@ -42,6 +42,7 @@ struct AgentConfig {
   std::chrono::milliseconds min_sync_period{1000};
   std::chrono::milliseconds sync_period{30000};
   bool dry_run = false;
+  bool cleanup = false;  // --cleanup: remove what the backend programmed, then exit
   bool ipv4 = true;  // families proxied
   bool ipv6 = true;
   int verbosity = 0;

@@ -29,6 +29,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (config->cleanup) {
+    try {
+      agent::MakeBackend(*config, std::cout)->Cleanup();
+    } catch (const std::exception& e) {
+      SLOG_ERROR << "cleanup: " << e.what();
+      return 1;
+    }
+    return 0;
+  }
+
   try {
     agent::Agent a(std::move(*config), std::cout);
     a.Start();

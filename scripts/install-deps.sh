@@ -9,6 +9,7 @@ PACKAGES=(
   libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libyaml-cpp-dev libsimdjson-dev libmicrohttpd-dev libcxxopts-dev
+  libnetfilter-conntrack-dev
   # tests, e2e and the demo
   python3 iproute2 iputils-ping nftables iptables conntrack socat jq procps util-linux
   # the test API server and the real clients that judge it (kubectl comes with the machine)

@@ -1,0 +1,505 @@
+#include "proxy/backends/nftables/nftables_backend.h"
+
+#include <ifaddrs.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "dataplane/nft/batch.h"
+#include "dataplane/nft/dump.h"
+#include "dataplane/nft/netfilter_headers.h"
+#include "dataplane/nft/nft_error.h"
+#include "proxy/backends/nftables/encode.h"
+
+namespace sluice::proxy::nftables {
+
+LayoutOptions MakeLayoutOptions(const NftablesOptions& options) {
+  LayoutOptions layout;
+  layout.cluster_cidrs = options.cluster_cidrs;
+  layout.masquerade_all = options.masquerade_all;
+  layout.nodeports_on_all_local_addresses =
+      std::any_of(options.nodeport_cidrs.begin(), options.nodeport_cidrs.end(),
+                  [](const IpPrefix& p) { return p.length() == 0; });
+  return layout;
+}
+
+// What one transaction changes, in the order Send writes it.
+struct NftablesBackend::Plan {
+  bool create_table = false;
+  std::vector<std::string> remake_chains;    // base chains whose hook changed: deleted first
+  std::vector<const Chain*> new_chains;      // created, then filled
+  std::vector<const Chain*> rewrite_chains;  // flushed, then filled
+  std::vector<std::string> delete_chains;
+  std::vector<const AffinitySet*> new_sets;
+  std::vector<std::string> delete_sets;
+  std::vector<Element> element_adds;
+  std::vector<Element> element_deletes;
+  std::vector<std::pair<SetId, IpAddress>> member_adds;
+  std::vector<std::pair<SetId, IpAddress>> member_deletes;
+  bool empty() const {
+    return !create_table && remake_chains.empty() && new_chains.empty() && rewrite_chains.empty() &&
+           delete_chains.empty() && new_sets.empty() && delete_sets.empty() &&
+           element_adds.empty() && element_deletes.empty() && member_adds.empty() &&
+           member_deletes.empty();
+  }
+};
+
+namespace {
+
+std::string Bytes(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+
+// The difference between what one Service had and what it needs now.
+void DiffService(const ServiceObjects& before, const ServiceObjects& after,
+                 NftablesBackend::Plan& plan, std::map<IpAddress, int>& cluster_refs,
+                 std::map<IpAddress, int>& hairpin_refs);
+
+}  // namespace
+
+NftablesBackend::NftablesBackend(NftablesOptions options)
+    : options_(std::move(options)),
+      layout_(MakeLayoutOptions(options_)),
+      socket_(std::make_unique<nft::NftSocket>()) {}
+
+NftablesBackend::~NftablesBackend() = default;
+
+void NftablesBackend::Sync(const state::NodeState& desired, const state::NodeStateChange& change) {
+  if (change.full || change.node_changed) {
+    FullSync(desired);
+  } else {
+    PartialSync(change);
+  }
+}
+
+namespace {
+
+void CountRefs(std::map<IpAddress, int>& refs, const std::vector<IpAddress>& ips, int delta,
+               SetId set, std::vector<std::pair<SetId, IpAddress>>& adds,
+               std::vector<std::pair<SetId, IpAddress>>& deletes) {
+  for (const IpAddress& ip : ips) {
+    int& n = refs[ip];
+    const int old = n;
+    n += delta;
+    if (old == 0 && n > 0) {
+      // Re-added after a delete in the same plan: cancel the delete instead.
+      auto it = std::find(deletes.begin(), deletes.end(), std::make_pair(set, ip));
+      if (it != deletes.end()) {
+        deletes.erase(it);
+      } else {
+        adds.emplace_back(set, ip);
+      }
+    } else if (old > 0 && n == 0) {
+      auto it = std::find(adds.begin(), adds.end(), std::make_pair(set, ip));
+      if (it != adds.end()) {
+        adds.erase(it);
+      } else {
+        deletes.emplace_back(set, ip);
+      }
+    }
+    if (n == 0) refs.erase(ip);
+  }
+}
+
+void DiffService(const ServiceObjects& before, const ServiceObjects& after,
+                 NftablesBackend::Plan& plan, std::map<IpAddress, int>& cluster_refs,
+                 std::map<IpAddress, int>& hairpin_refs) {
+  std::unordered_map<std::string_view, const Chain*> old_chains;
+  for (const Chain& c : before.chains) old_chains.emplace(c.name, &c);
+  for (const Chain& c : after.chains) {
+    auto it = old_chains.find(c.name);
+    if (it == old_chains.end()) {
+      plan.new_chains.push_back(&c);
+    } else {
+      if (it->second->rules != c.rules) plan.rewrite_chains.push_back(&c);
+      old_chains.erase(it);
+    }
+  }
+  for (const Chain& c : before.chains) {
+    if (old_chains.contains(c.name)) plan.delete_chains.push_back(c.name);
+  }
+
+  for (const AffinitySet& s : after.affinity_sets) {
+    if (std::find(before.affinity_sets.begin(), before.affinity_sets.end(), s) ==
+        before.affinity_sets.end()) {
+      plan.new_sets.push_back(&s);
+    }
+  }
+  for (const AffinitySet& s : before.affinity_sets) {
+    if (std::find(after.affinity_sets.begin(), after.affinity_sets.end(), s) ==
+        after.affinity_sets.end()) {
+      plan.delete_sets.push_back(s.name);
+    }
+  }
+
+  for (const Element& e : after.elements) {
+    auto it = std::find_if(before.elements.begin(), before.elements.end(),
+                           [&](const Element& o) { return o.key == e.key; });
+    if (it == before.elements.end()) {
+      plan.element_adds.push_back(e);
+    } else if (it->verdict != e.verdict) {
+      plan.element_deletes.push_back(*it);
+      plan.element_adds.push_back(e);
+    }
+  }
+  for (const Element& e : before.elements) {
+    if (std::none_of(after.elements.begin(), after.elements.end(),
+                     [&](const Element& o) { return o.key == e.key; })) {
+      plan.element_deletes.push_back(e);
+    }
+  }
+
+  CountRefs(cluster_refs, before.cluster_ips, -1, SetId::kClusterIps, plan.member_adds,
+            plan.member_deletes);
+  CountRefs(cluster_refs, after.cluster_ips, +1, SetId::kClusterIps, plan.member_adds,
+            plan.member_deletes);
+  CountRefs(hairpin_refs, before.hairpin_ips, -1, SetId::kHairpin, plan.member_adds,
+            plan.member_deletes);
+  CountRefs(hairpin_refs, after.hairpin_ips, +1, SetId::kHairpin, plan.member_adds,
+            plan.member_deletes);
+}
+
+}  // namespace
+
+void NftablesBackend::PartialSync(const state::NodeStateChange& change) {
+  // Rendered objects must outlive the plan, which points into them.
+  std::vector<std::pair<ServiceObjects, ServiceObjects>> rendered;
+  rendered.reserve(change.services.size());
+  for (const auto& diff : change.services) {
+    rendered.emplace_back(diff.before ? RenderService(*diff.before, layout_) : ServiceObjects{},
+                          diff.after ? RenderService(*diff.after, layout_) : ServiceObjects{});
+  }
+  Plan plan;
+  auto cluster_refs = cluster_ip_refs_;
+  auto hairpin_refs = hairpin_refs_;
+  for (const auto& [before, after] : rendered) {
+    DiffService(before, after, plan, cluster_refs, hairpin_refs);
+  }
+  Send(plan, false);
+  cluster_ip_refs_ = std::move(cluster_refs);
+  hairpin_refs_ = std::move(hairpin_refs);
+}
+
+std::set<IpAddress> NftablesBackend::NodePortIps(const state::NodeState& desired) const {
+  std::set<IpAddress> out;
+  if (layout_.nodeports_on_all_local_addresses) return out;
+  if (options_.nodeport_cidrs.empty()) {
+    // "primary": the node's own addresses, as its Node object lists them.
+    out.insert(desired.node.node_ips.begin(), desired.node.node_ips.end());
+    return out;
+  }
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    throw std::runtime_error(std::string("list local addresses for --nodeport-addresses: ") +
+                             std::strerror(errno));
+  }
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr) continue;
+    std::optional<IpAddress> ip;
+    if (a->ifa_addr->sa_family == AF_INET) {
+      ip = IpAddress::V4(reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr);
+    } else if (a->ifa_addr->sa_family == AF_INET6) {
+      ip = IpAddress::V6(reinterpret_cast<const sockaddr_in6*>(a->ifa_addr)->sin6_addr);
+    }
+    if (!ip) continue;
+    for (const auto& cidr : options_.nodeport_cidrs) {
+      if (cidr.Contains(*ip)) out.insert(*ip);
+    }
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+void NftablesBackend::FullSync(const state::NodeState& desired) {
+  // Desired: the static chains and every Service's objects.
+  const std::vector<Chain> base = RenderBaseChains(layout_);
+  std::vector<ServiceObjects> services;
+  services.reserve(desired.services.size());
+  for (const auto& [key, svc] : desired.services) services.push_back(RenderService(*svc, layout_));
+
+  // What the kernel has.
+  nft::NftSocket& sock = *socket_;
+  bool table_exists = false;
+  for (const auto& t : nft::ListTables(sock, NFPROTO_INET)) {
+    const char* n = nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME);
+    if (n != nullptr && kTable == n) table_exists = true;
+  }
+  struct KernelChain {
+    bool base = false;
+    std::string type;
+    uint32_t hook = 0;
+    int32_t priority = 0;
+    std::vector<uint64_t> fingerprints;
+  };
+  std::unordered_map<std::string, KernelChain> kchains;
+  std::set<std::string> ksets;
+  // map/set name -> key bytes -> verdict (maps) / "" (sets)
+  std::unordered_map<std::string, std::map<std::string, ElementVerdict>> kelems;
+  if (table_exists) {
+    for (const auto& c : nft::ListChains(sock, NFPROTO_INET, kTable)) {
+      KernelChain& k = kchains[nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME)];
+      if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) {
+        k.base = true;
+        k.hook = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM);
+        k.priority = static_cast<int32_t>(nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO));
+        if (const char* t = nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE)) k.type = t;
+      }
+    }
+    for (const auto& r : nft::ListRuleSummaries(sock, NFPROTO_INET, kTable)) {
+      kchains[r.chain].fingerprints.push_back(ReadFingerprint(r.udata));
+    }
+    for (const auto& s : nft::ListSets(sock, NFPROTO_INET, kTable)) {
+      const char* n = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
+      const uint32_t flags = nftnl_set_is_set(s.get(), NFTNL_SET_FLAGS)
+                                 ? nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS)
+                                 : 0;
+      if (n == nullptr || (flags & NFT_SET_ANONYMOUS)) continue;
+      ksets.insert(n);
+    }
+    auto read_elements = [&](const std::string& name) {
+      auto& out = kelems[name];
+      if (!ksets.contains(name)) return;
+      nft::SetPtr set = nft::ListSetElems(sock, NFPROTO_INET, kTable, name);
+      if (!set) return;
+      for (nftnl_set_elem* e : nft::SetElems(*set)) {
+        std::span<const uint8_t> key = nft::ElemKey(*e);
+        ElementVerdict v;
+        if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT)) {
+          const auto verdict = static_cast<int32_t>(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT));
+          if (verdict == NF_DROP) {
+            v.drop = true;
+          } else if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
+            // A jump where we write goto reads as a different verdict: rewritten.
+            v.chain = verdict == NFT_GOTO ? nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN)
+                                          : std::string("?jump");
+          }
+        }
+        out.emplace(std::string(key.begin(), key.end()), std::move(v));
+      }
+    };
+    for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+      for (MapId m : kAllMaps) read_elements(MapName(m, f));
+      for (SetId s : {SetId::kClusterIps, SetId::kHairpin, SetId::kNodePortIps}) {
+        read_elements(SetName(s, f));
+      }
+    }
+  }
+
+  Plan plan;
+  plan.create_table = !table_exists;
+  // Chains: static and per Service.
+  std::set<std::string> wanted_chains;
+  auto reconcile_chain = [&](const Chain& c) {
+    wanted_chains.insert(c.name);
+    auto it = kchains.find(c.name);
+    if (it == kchains.end()) {
+      plan.new_chains.push_back(&c);
+      return;
+    }
+    const KernelChain& k = it->second;
+    if (k.base != c.base() || (c.base() && (k.type != c.type || k.hook != c.hook ||
+                                            k.priority != c.priority))) {
+      // A hook cannot be changed in place: the chain is deleted and made again.
+      plan.remake_chains.push_back(c.name);
+      plan.new_chains.push_back(&c);
+      return;
+    }
+    bool same = k.fingerprints.size() == c.rules.size();
+    for (size_t i = 0; same && i < c.rules.size(); ++i) {
+      same = k.fingerprints[i] == Fingerprint(c.rules[i]);
+    }
+    if (!same) plan.rewrite_chains.push_back(&c);
+  };
+  for (const Chain& c : base) reconcile_chain(c);
+  std::set<std::string> wanted_sets;
+  std::map<IpAddress, int> cluster_refs, hairpin_refs;
+  for (const ServiceObjects& s : services) {
+    for (const Chain& c : s.chains) reconcile_chain(c);
+    for (const AffinitySet& a : s.affinity_sets) {
+      wanted_sets.insert(a.name);
+      if (!ksets.contains(a.name)) plan.new_sets.push_back(&a);
+    }
+    for (const IpAddress& ip : s.cluster_ips) ++cluster_refs[ip];
+    for (const IpAddress& ip : s.hairpin_ips) ++hairpin_refs[ip];
+  }
+  for (const auto& [name, k] : kchains) {
+    if (!wanted_chains.contains(name)) plan.delete_chains.push_back(name);
+  }
+  for (const std::string& name : ksets) {
+    if (IsAffinitySet(name) && !wanted_sets.contains(name)) plan.delete_sets.push_back(name);
+  }
+
+  // Elements of the verdict maps.
+  std::unordered_map<std::string, std::set<std::string>> wanted_keys;
+  for (const ServiceObjects& s : services) {
+    for (const Element& e : s.elements) {
+      const std::string map = MapName(e.key.map, e.key.family);
+      std::string key = Bytes(ElementKeyBytes(e.key));
+      auto& have = kelems[map];
+      auto it = have.find(key);
+      if (it == have.end()) {
+        plan.element_adds.push_back(e);
+      } else if (it->second != e.verdict) {
+        plan.element_deletes.push_back(Element{e.key, it->second});
+        plan.element_adds.push_back(e);
+      }
+      wanted_keys[map].insert(std::move(key));
+    }
+  }
+  // Kernel elements nobody wants: deleted by their raw key (decoded back to an ElementKey).
+  for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+    for (MapId m : kAllMaps) {
+      const std::string map = MapName(m, f);
+      const auto& wanted = wanted_keys[map];
+      for (const auto& [key, verdict] : kelems[map]) {
+        if (wanted.contains(key)) continue;
+        ElementKey k{.map = m, .family = f};
+        size_t off = 0;
+        const size_t alen = f == IpFamily::kV4 ? 4 : 16;
+        if (MapHasAddress(m)) {
+          if (key.size() < alen) continue;
+          if (f == IpFamily::kV4) {
+            in_addr a;
+            std::memcpy(&a, key.data(), 4);
+            k.ip = IpAddress::V4(a);
+          } else {
+            in6_addr a;
+            std::memcpy(&a, key.data(), 16);
+            k.ip = IpAddress::V6(a);
+          }
+          off = alen;
+        }
+        if (key.size() < off + 8) continue;
+        switch (static_cast<uint8_t>(key[off])) {
+          case IPPROTO_UDP: k.proto = api::Protocol::kUdp; break;
+          case IPPROTO_SCTP: k.proto = api::Protocol::kSctp; break;
+          default: k.proto = api::Protocol::kTcp; break;
+        }
+        k.port = static_cast<uint16_t>(static_cast<uint8_t>(key[off + 4]) << 8 | static_cast<uint8_t>(key[off + 5]));
+        if (Bytes(ElementKeyBytes(k)) != key) continue;  // not something we could have written
+        plan.element_deletes.push_back(Element{k, verdict});
+      }
+    }
+  }
+  // Members of the shared sets.
+  auto reconcile_members = [&](SetId set, const std::set<IpAddress>& wanted) {
+    for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+      const std::string name = SetName(set, f);
+      auto& have = kelems[name];
+      std::set<std::string> wanted_bytes;
+      for (const IpAddress& ip : wanted) {
+        if (ip.family() != f) continue;
+        std::string key = Bytes(MemberKeyBytes(set, ip));
+        if (!have.contains(key)) plan.member_adds.emplace_back(set, ip);
+        wanted_bytes.insert(std::move(key));
+      }
+      for (const auto& [key, v] : have) {
+        if (wanted_bytes.contains(key) || key.size() < (f == IpFamily::kV4 ? 4u : 16u)) continue;
+        IpAddress ip;
+        if (f == IpFamily::kV4) {
+          in_addr a;
+          std::memcpy(&a, key.data(), 4);
+          ip = IpAddress::V4(a);
+        } else {
+          in6_addr a;
+          std::memcpy(&a, key.data(), 16);
+          ip = IpAddress::V6(a);
+        }
+        if (Bytes(MemberKeyBytes(set, ip)) == key) plan.member_deletes.emplace_back(set, ip);
+      }
+    }
+  };
+  std::set<IpAddress> cluster_ips, hairpin_ips;
+  for (const auto& [ip, n] : cluster_refs) cluster_ips.insert(ip);
+  for (const auto& [ip, n] : hairpin_refs) hairpin_ips.insert(ip);
+  reconcile_members(SetId::kClusterIps, cluster_ips);
+  reconcile_members(SetId::kHairpin, hairpin_ips);
+  if (!layout_.nodeports_on_all_local_addresses) {
+    reconcile_members(SetId::kNodePortIps, NodePortIps(desired));
+  }
+
+  // Static sets that are missing (a fresh table, or one taken apart by hand) are created.
+  bool static_sets_missing = !table_exists;
+  for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+    for (MapId m : kAllMaps) static_sets_missing |= !ksets.contains(MapName(m, f));
+    static_sets_missing |= !ksets.contains(SetName(SetId::kClusterIps, f));
+    static_sets_missing |= !ksets.contains(SetName(SetId::kHairpin, f));
+    if (!layout_.nodeports_on_all_local_addresses) {
+      static_sets_missing |= !ksets.contains(SetName(SetId::kNodePortIps, f));
+    }
+  }
+  if (static_sets_missing) plan.create_table = true;  // table + sets: idempotent adds
+
+  Send(plan, true);
+  cluster_ip_refs_ = std::move(cluster_refs);
+  hairpin_refs_ = std::move(hairpin_refs);
+}
+
+void NftablesBackend::Send(Plan& plan, bool full) {
+  stats_ = SyncStats{.full = full};
+  if (plan.empty()) return;
+  nft::Batch batch;
+  if (plan.create_table) {
+    AddTable(batch);
+    AddStaticSets(batch, layout_);
+  }
+  // 0. Base chains made again (nothing refers to a base chain).
+  for (const std::string& name : plan.remake_chains) {
+    batch.FlushChain(NFPROTO_INET, kTable, name);
+    DeleteChain(batch, name);
+  }
+  // 1. Chains that are new exist (empty) before anything refers to them.
+  for (const Chain* c : plan.new_chains) AddChain(batch, *c);
+  for (const AffinitySet* s : plan.new_sets) AddAffinitySet(batch, *s);
+  // 2. Elements and members that go away.
+  {
+    ElementWriter w;
+    for (const Element& e : plan.element_deletes) w.Add(e);
+    for (const auto& [set, ip] : plan.member_deletes) w.AddMember(set, ip);
+    w.AppendDeletes(batch);
+  }
+  // 3. Rules.
+  for (const Chain* c : plan.rewrite_chains) {
+    batch.FlushChain(NFPROTO_INET, kTable, c->name);
+    for (const Rule& r : c->rules) AppendRule(batch, c->name, r);
+  }
+  for (const Chain* c : plan.new_chains) {
+    for (const Rule& r : c->rules) AppendRule(batch, c->name, r);
+  }
+  // 4. Elements and members that come.
+  {
+    ElementWriter w;
+    for (const Element& e : plan.element_adds) w.Add(e);
+    for (const auto& [set, ip] : plan.member_adds) w.AddMember(set, ip);
+    w.AppendAdds(batch);
+  }
+  // 5. Chains that go: emptied first, so that none still jumps to another when it is deleted.
+  for (const std::string& name : plan.delete_chains) {
+    batch.FlushChain(NFPROTO_INET, kTable, name);
+  }
+  for (const std::string& name : plan.delete_chains) DeleteChain(batch, name);
+  for (const std::string& name : plan.delete_sets) DeleteSet(batch, name);
+
+  stats_.messages = batch.message_count();
+  stats_.bytes = batch.size_bytes();
+  stats_.chains_written = plan.new_chains.size() + plan.rewrite_chains.size();
+  stats_.chains_deleted = plan.delete_chains.size() + plan.remake_chains.size();
+  stats_.elements_changed = plan.element_adds.size() + plan.element_deletes.size();
+  batch.Send(*socket_);
+}
+
+void NftablesBackend::Cleanup() {
+  for (const auto& t : nft::ListTables(*socket_, NFPROTO_INET)) {
+    const char* n = nftnl_table_get_str(t.get(), NFTNL_TABLE_NAME);
+    if (n != nullptr && kTable == n) {
+      nft::Batch batch;
+      batch.DeleteTable(*nft::MakeTable(NFPROTO_INET, kTable));
+      batch.Send(*socket_);
+      SLOG_INFO << "cleanup: deleted table inet " << kTable;
+      return;
+    }
+  }
+}
+
+}  // namespace sluice::proxy::nftables
