@@ -13,6 +13,7 @@
 #include "proxy/backends/nftables/nftables_backend.h"
 #include "proxy/metrics_server.h"
 #include "proxy/process_metrics.h"
+#include "proxy/stale_flows.h"
 
 namespace sluice::agent {
 
@@ -111,6 +112,18 @@ void Agent::Start() {
           "metrics server", config_.metrics_bind_address, std::move(routes));
     }
 
+    if (!config_.dry_run) {
+      // kube-proxy binds these on the NodePort addresses; every address is the superset.
+      service_health_ = std::make_unique<proxy::ServiceHealthServers>(
+          std::vector<std::string>{}, &health_);
+      try {
+        conntrack_ = std::make_unique<conntrack::ConntrackTable>();
+      } catch (const std::exception& e) {
+        SLOG_WARN << "conntrack: " << e.what()
+                  << "; stale UDP entries will not be cleared after endpoint changes";
+      }
+    }
+
     proxy::SyncRunnerOptions ro;
     ro.name = "proxy sync";
     ro.min_interval = config_.min_sync_period;
@@ -146,6 +159,7 @@ void Agent::Stop() {
   if (manifest_source_) manifest_source_->Stop();
   cluster_.SetOnChange(nullptr);
   if (runner_) runner_->Stop();
+  if (service_health_) service_health_->Sync({});
   if (metrics_server_) metrics_server_->Stop();
   if (healthz_server_) healthz_server_->Stop();
 }
@@ -188,6 +202,7 @@ bool Agent::Sync(proxy::SyncTrigger trigger) {
     return false;
   }
   needs_full_sync_ = false;
+  AfterKernelSync(change);
   const int64_t end_ns = SteadyNowNs();
   ++syncs_;
   RecordSyncMetrics(change, static_cast<double>(end_ns - start_ns) / 1e9, full);
@@ -199,6 +214,37 @@ bool Agent::Sync(proxy::SyncTrigger trigger) {
                               : std::string())
             << "; " << backend_->name() << " in " << (end_ns - computed_ns) / 1000 << " us";
   return true;
+}
+
+void Agent::AfterKernelSync(const state::NodeStateChange& change) {
+  if (conntrack_) {
+    const std::vector<conntrack::FlowFilter> filters = proxy::StaleUdpFlowFilters(change);
+    if (!filters.empty()) {
+      try {
+        const size_t deleted = conntrack_->DeleteAll(filters);
+        SLOG_V(2) << "conntrack: deleted " << deleted << " stale UDP entries (" << filters.size()
+                  << " filters)";
+      } catch (const std::exception& e) {
+        // The rules are right; a client may stay on a dead endpoint until its entry expires.
+        SLOG_WARN << "conntrack: " << e.what();
+      }
+    }
+  }
+  if (service_health_) {
+    // One server per health check node port; the count is the Service's local ready endpoints
+    // (the larger of its families' when dual-stack).
+    std::map<uint16_t, proxy::ServiceHealthServers::Entry> wanted;
+    for (const auto& [key, svc] : tracker_.state().services) {
+      for (const auto& p : svc->ports) {
+        if (p.health_check_node_port == 0 || !p.external_policy_local) continue;
+        auto& e = wanted[p.health_check_node_port];
+        e.namespace_name = p.name.namespace_name;
+        e.name = p.name.name;
+        e.local_endpoints = std::max(e.local_endpoints, p.local_ready_endpoints);
+      }
+    }
+    service_health_->Sync(wanted);
+  }
 }
 
 void Agent::RecordSyncMetrics(const state::NodeStateChange& change, double seconds, bool full) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/agent_config.h"
+#include "dataplane/conntrack/conntrack.h"
 #include "controlplane/state/cluster_state.h"
 #include "controlplane/state/node_state_tracker.h"
 #include "proxy/backend.h"
@@ -16,6 +17,7 @@
 #include "proxy/metrics.h"
 #include "proxy/proxy_health.h"
 #include "proxy/proxy_metrics.h"
+#include "proxy/service_health.h"
 #include "proxy/sync_runner.h"
 
 namespace sluice::sources {
@@ -52,6 +54,7 @@ class Agent {
  private:
   bool Sync(proxy::SyncTrigger trigger);
   void OnClusterChange();
+  void AfterKernelSync(const state::NodeStateChange& change);
   void RecordSyncMetrics(const state::NodeStateChange& change, double seconds, bool full);
 
   AgentConfig config_;
@@ -65,6 +68,10 @@ class Agent {
   std::unique_ptr<proxy::Backend> backend_;
   std::unique_ptr<proxy::HttpServer> healthz_server_;
   std::unique_ptr<proxy::HttpServer> metrics_server_;
+  // Kernel backends only (not --dry-run): the health check node port servers, and the conntrack
+  // table stale UDP entries are deleted from after each sync.
+  std::unique_ptr<proxy::ServiceHealthServers> service_health_;
+  std::unique_ptr<conntrack::ConntrackTable> conntrack_;
   std::unique_ptr<proxy::SyncRunner> runner_;
   std::unique_ptr<sources::ApiSource> api_source_;
   std::unique_ptr<sources::ManifestSource> manifest_source_;
