@@ -4,7 +4,9 @@
 // "node-a", and the NodeStateTracker follows after every few lines. Whatever the input: no crash,
 // leak or undefined behaviour, the incremental NodeState always equals a full recomputation, and
 // every service port satisfies the model's invariants (sorted, unique endpoints; verdicts that
-// match the endpoint lists).
+// match the endpoint lists). Each Service is also rendered into the nftables layout and encoded as
+// netlink messages (no kernel): names fit the kernel's limits, elements point at chains that
+// exist, and encoding never fails.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +18,9 @@
 #include "controlplane/api/object_error.h"
 #include "controlplane/state/cluster_state.h"
 #include "controlplane/state/node_state_tracker.h"
+#include "dataplane/nft/batch.h"
+#include "proxy/backends/nftables/encode.h"
+#include "proxy/backends/nftables/layout.h"
 
 namespace api = sluice::api;
 namespace state = sluice::state;
@@ -86,8 +91,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   tracker.Update(cluster);
   if (!(tracker.state() == state::ComputeNodeState(cluster, tracker.options()))) __builtin_trap();
+  namespace nftables = sluice::proxy::nftables;
+  nftables::LayoutOptions layout;
+  layout.cluster_cidrs = {sluice::IpPrefix::MustParse("10.244.0.0/16")};
   for (const auto& [key, svc] : tracker.state().services) {
     for (const auto& p : svc->ports) CheckPort(p);
+    const nftables::ServiceObjects objects = nftables::RenderService(*svc, layout);
+    sluice::nft::Batch batch;
+    for (const auto& c : objects.chains) {
+      // NFT_NAME_MAXLEN: 256 bytes with the terminating NUL.
+      if (c.name.size() > 255) __builtin_trap();
+      nftables::AddChain(batch, c);
+    }
+    for (const auto& a : objects.affinity_sets) {
+      if (a.name.size() > 255) __builtin_trap();
+      nftables::AddAffinitySet(batch, a);
+    }
+    for (const auto& c : objects.chains) {
+      for (const auto& r : c.rules) nftables::AppendRule(batch, c.name, r);
+    }
+    nftables::ElementWriter elements;
+    for (const auto& e : objects.elements) {
+      if (!e.verdict.drop && e.verdict.chain != "reject-chain" &&
+          std::none_of(objects.chains.begin(), objects.chains.end(),
+                       [&](const auto& c) { return c.name == e.verdict.chain; })) {
+        __builtin_trap();
+      }
+      elements.Add(e);
+    }
+    elements.AppendAdds(batch);
   }
   return 0;
 }
