@@ -6,6 +6,7 @@
 #include <linux/rtnetlink.h>
 
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -134,18 +135,29 @@ ExprPtr Ct(uint32_t key, uint32_t dreg) {
   return e;
 }
 
+void SetKeyByteorderHost(nftnl_set& set);
+
 class Encoder {
  public:
   Encoder(nft::Batch& batch, std::string_view chain)
-      : batch_(batch), rule_(NFPROTO_INET, kTable, chain) {}
+      : batch_(batch), rule_(NFPROTO_INET, kTable, chain), chain_(chain) {}
 
   void Encode(const Rule& rule) {
+    rule_fingerprint_ = Fingerprint(rule);
     for (const Stmt& s : rule) Statement(s);
     // The fingerprint travels as user data.
-    nft::UdataBufPtr buf(nftnl_udata_buf_alloc(16));
+    nft::UdataBufPtr buf(nftnl_udata_buf_alloc(32));
     if (!buf) throw std::bad_alloc();
-    const uint64_t fp = Fingerprint(rule);
-    nftnl_udata_put(buf.get(), kFingerprintUdataType, sizeof fp, &fp);
+    nftnl_udata_put(buf.get(), kFingerprintUdataType, sizeof rule_fingerprint_,
+                    &rule_fingerprint_);
+    for (const Stmt& s : rule) {
+      if (s.op != Op::kDnatMap) continue;
+      uint8_t block[9];
+      block[0] = s.block;
+      std::memcpy(block + 1, &s.offset, 4);
+      std::memcpy(block + 5, &s.capacity, 4);
+      nftnl_udata_put(buf.get(), kBlockUdataType, sizeof block, block);
+    }
     nft::RulePtr built = rule_.Build();
     nftnl_rule_set_data(built.get(), NFTNL_RULE_USERDATA, nftnl_udata_buf_data(buf.get()),
                         nftnl_udata_buf_len(buf.get()));
@@ -266,7 +278,8 @@ class Encoder {
         Add(Lookup(NFT_REG_1, s.name, 0, true, NFT_REG_VERDICT));
         break;
       case Op::kNumgenVmap: {
-        nft::SetPtr map = AnonymousMap(kTypeInteger, 4, NFT_DATA_VERDICT, 0);
+        const std::string name = NextMapName();
+        nft::SetPtr map = AnonymousMap(name, kTypeInteger, 4, NFT_DATA_VERDICT, 0);
         for (uint32_t i = 0; i < s.chains.size(); ++i) {
           nft::SetElemPtr elem = nft::MakeSetElem(
               std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&i), 4));
@@ -276,7 +289,7 @@ class Encoder {
         }
         const uint32_t id = Commit(*map);
         Numgen(static_cast<uint32_t>(s.chains.size()));
-        Add(Lookup(NFT_REG_1, "__map%d", id, true, NFT_REG_VERDICT));
+        Add(Lookup(NFT_REG_1, name, id, true, NFT_REG_VERDICT));
         break;
       }
       case Op::kUpdateSaddrSet: {
@@ -320,7 +333,29 @@ class Encoder {
         break;
       }
       case Op::kDnat: Dnat(s); break;
+      case Op::kDnatMap: {
+        ExprPtr ng = NewExprObject("numgen");
+        nftnl_expr_set_u32(ng.get(), NFTNL_EXPR_NG_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(ng.get(), NFTNL_EXPR_NG_MODULUS, s.count);
+        nftnl_expr_set_u32(ng.get(), NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
+        nftnl_expr_set_u32(ng.get(), NFTNL_EXPR_NG_OFFSET, s.offset);
+        Add(std::move(ng));
+        Add(Lookup(NFT_REG_1, EndpointsMapName(f, SlotShard(s.offset)), 0, true, NFT_REG_1));
+        Nat(f, f == IpFamily::kV4 ? Reg32(1) : static_cast<uint32_t>(NFT_REG_2));
+        break;
+      }
     }
+  }
+
+  void Nat(IpFamily f, uint32_t port_reg) {
+    ExprPtr e = NewExprObject("nat");
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FAMILY,
+                       f == IpFamily::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_PROTO_MIN, port_reg);
+    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+    Add(std::move(e));
   }
 
   void Numgen(uint32_t modulus) {
@@ -342,8 +377,9 @@ class Encoder {
       Add(Immediate(NFT_REG_2, port.data(), 2));
     } else {
       const uint32_t data_len = AddrLen(f) + 4;
-      nft::SetPtr map =
-          AnonymousMap(kTypeInteger, 4, Concat({AddrType(f), kTypeInetService}), data_len);
+      const std::string name = NextMapName();
+      nft::SetPtr map = AnonymousMap(name, kTypeInteger, 4,
+                                     Concat({AddrType(f), kTypeInetService}), data_len);
       for (uint32_t i = 0; i < s.targets.size(); ++i) {
         nft::SetElemPtr elem = nft::MakeSetElem(
             std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&i), 4));
@@ -357,35 +393,39 @@ class Encoder {
       }
       const uint32_t id = Commit(*map);
       Numgen(static_cast<uint32_t>(s.targets.size()));
-      Add(Lookup(NFT_REG_1, "__map%d", id, true, NFT_REG_1));
+      Add(Lookup(NFT_REG_1, name, id, true, NFT_REG_1));
       port_reg = f == IpFamily::kV4 ? Reg32(1) : static_cast<uint32_t>(NFT_REG_2);
     }
-    ExprPtr e = NewExprObject("nat");
-    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FAMILY,
-                       f == IpFamily::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
-    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_PROTO_MIN, port_reg);
-    nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
-    Add(std::move(e));
+    Nat(f, port_reg);
   }
 
-  nft::SetPtr AnonymousMap(uint32_t key_type, uint32_t key_len, uint32_t data_type,
-                           uint32_t data_len) {
-    nft::SetPtr map = nft::MakeSetRef(NFPROTO_INET, kTable, "__map%d");
+  // Anonymous maps get a name of ours: with "__map%d" the kernel scans every set of the table
+  // for a free number, which makes a table of N such maps cost O(N^2) to load (21 s for 10,000).
+  // The name is a hash of the chain, the rule and the map's place in it: unique in the table,
+  // and the same on every run.
+  std::string NextMapName() {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : chain_) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+    h ^= rule_fingerprint_ + 0x9e3779b97f4a7c15ull * ++map_index_;
+    h *= 1099511628211ull;
+    char text[24];
+    std::snprintf(text, sizeof text, "__m%016llx", static_cast<unsigned long long>(h));
+    return text;
+  }
+
+  nft::SetPtr AnonymousMap(const std::string& name, uint32_t key_type, uint32_t key_len,
+                           uint32_t data_type, uint32_t data_len) {
+    nft::SetPtr map = nft::MakeSetRef(NFPROTO_INET, kTable, name);
     nftnl_set_set_u32(map.get(), NFTNL_SET_FLAGS,
                       NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_MAP);
     nftnl_set_set_u32(map.get(), NFTNL_SET_KEY_TYPE, key_type);
     nftnl_set_set_u32(map.get(), NFTNL_SET_KEY_LEN, key_len);
     nftnl_set_set_u32(map.get(), NFTNL_SET_DATA_TYPE, data_type);
     if (data_type != NFT_DATA_VERDICT) nftnl_set_set_u32(map.get(), NFTNL_SET_DATA_LEN, data_len);
-    // numgen writes a host-endian integer; nft reads the byte order of keys from the set's user
-    // data to print them (as 0, 1, ... rather than 0, 16777216, ...).
-    nft::UdataBufPtr buf(nftnl_udata_buf_alloc(16));
-    if (!buf) throw std::bad_alloc();
-    nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kNftByteorderHostEndian);
-    nftnl_set_set_data(map.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(buf.get()),
-                       nftnl_udata_buf_len(buf.get()));
+    SetKeyByteorderHost(*map);
     return map;
   }
 
@@ -399,9 +439,48 @@ class Encoder {
 
   nft::Batch& batch_;
   nft::RuleBuilder rule_;
+  std::string chain_;
+  uint64_t rule_fingerprint_ = 0;
+  uint32_t map_index_ = 0;
   // Above the ids Batch::AddSet gives (message indexes), unique within any transaction.
   static inline thread_local uint32_t next_set_id_ = 0x80000000u;
 };
+
+// The user data nft 1.0.6 writes for `typeof numgen random mod 1 : ip daddr . th dport` (and
+// ip6): key and data byte order and the typeof expressions. Only nft reads it, to print the
+// endpoints maps (and so that `nft list` output loads back with `nft -f`); the kernel ignores it.
+constexpr uint8_t kEndpointsTypeofUdata4[] = {
+    0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00,
+    0x03, 0x1a, 0x00, 0x04, 0x17, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00, 0x04,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x00, 0x00, 0x00, 0x02, 0x04,
+    0x00, 0x00, 0x00, 0x00, 0x04, 0x34, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00,
+    0x01, 0x2c, 0x00, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c,
+    0x00, 0x04, 0x0c, 0x00, 0x00, 0x00, 0x01, 0x04, 0x0c, 0x00, 0x00, 0x00,
+    0x01, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04,
+    0x0b, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x00, 0x00, 0x00, 0x06, 0x04,
+    0x00, 0x00, 0x00, 0x00,
+};
+constexpr uint8_t kEndpointsTypeofUdata6[] = {
+    0x00, 0x04, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00,
+    0x03, 0x1a, 0x00, 0x04, 0x17, 0x00, 0x00, 0x00, 0x01, 0x12, 0x00, 0x04,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x00, 0x00, 0x00, 0x02, 0x04,
+    0x00, 0x00, 0x00, 0x00, 0x04, 0x34, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00,
+    0x01, 0x2c, 0x00, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c,
+    0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x04, 0x09, 0x00, 0x00, 0x00,
+    0x01, 0x14, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x00, 0x04,
+    0x0b, 0x00, 0x00, 0x00, 0x01, 0x04, 0x02, 0x00, 0x00, 0x00, 0x06, 0x04,
+    0x00, 0x00, 0x00, 0x00,
+};
+
+// numgen writes a host-endian integer; nft reads the byte order of keys from the set's user
+// data to print them (as 0, 1, ... rather than 0, 16777216, ...).
+void SetKeyByteorderHost(nftnl_set& set) {
+  nft::UdataBufPtr buf(nftnl_udata_buf_alloc(16));
+  if (!buf) throw std::bad_alloc();
+  nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kNftByteorderHostEndian);
+  nftnl_set_set_data(&set, NFTNL_SET_USERDATA, nftnl_udata_buf_data(buf.get()),
+                     nftnl_udata_buf_len(buf.get()));
+}
 
 nft::SetPtr StaticSet(const std::string& name, uint32_t key_type, uint32_t key_len, bool map) {
   nft::SetPtr set = nft::MakeSetRef(NFPROTO_INET, kTable, name);
@@ -441,6 +520,24 @@ uint64_t ReadFingerprint(std::span<const uint8_t> udata) {
   return 0;
 }
 
+std::optional<RuleBlock> ReadBlock(std::span<const uint8_t> udata) {
+  size_t i = 0;
+  while (i + 2 <= udata.size()) {
+    const uint8_t type = udata[i];
+    const uint8_t len = udata[i + 1];
+    if (i + 2 + len > udata.size()) break;
+    if (type == kBlockUdataType && len == 9) {
+      RuleBlock b;
+      b.block = udata[i + 2];
+      std::memcpy(&b.offset, udata.data() + i + 3, 4);
+      std::memcpy(&b.capacity, udata.data() + i + 7, 4);
+      return b;
+    }
+    i += 2 + len;
+  }
+  return std::nullopt;
+}
+
 void AddTable(nft::Batch& batch) { batch.AddTable(*nft::MakeTable(NFPROTO_INET, kTable)); }
 
 void AddStaticSets(nft::Batch& batch, const LayoutOptions& options) {
@@ -459,6 +556,23 @@ void AddStaticSets(nft::Batch& batch, const LayoutOptions& options) {
       batch.AddSet(*StaticSet(SetName(SetId::kNodePortIps, f), AddrType(f), AddrLen(f), false));
     }
   }
+}
+
+void AddEndpointsMap(nft::Batch& batch, IpFamily f, uint32_t shard) {
+  nft::SetPtr eps = nft::MakeSetRef(NFPROTO_INET, kTable, EndpointsMapName(f, shard));
+  nftnl_set_set_u32(eps.get(), NFTNL_SET_FLAGS, NFT_SET_MAP);
+  nftnl_set_set_u32(eps.get(), NFTNL_SET_KEY_TYPE, kTypeInteger);
+  nftnl_set_set_u32(eps.get(), NFTNL_SET_KEY_LEN, 4);
+  nftnl_set_set_u32(eps.get(), NFTNL_SET_DATA_TYPE, Concat({AddrType(f), kTypeInetService}));
+  nftnl_set_set_u32(eps.get(), NFTNL_SET_DATA_LEN, AddrLen(f) + 4);
+  if (f == IpFamily::kV4) {
+    nftnl_set_set_data(eps.get(), NFTNL_SET_USERDATA, kEndpointsTypeofUdata4,
+                       sizeof kEndpointsTypeofUdata4);
+  } else {
+    nftnl_set_set_data(eps.get(), NFTNL_SET_USERDATA, kEndpointsTypeofUdata6,
+                       sizeof kEndpointsTypeofUdata6);
+  }
+  batch.AddSet(*eps);
 }
 
 void AddChain(nft::Batch& batch, const Chain& chain) {
@@ -531,6 +645,34 @@ void ElementWriter::Add(const Element& element) {
 void ElementWriter::AddMember(SetId set_id, const IpAddress& ip) {
   nftnl_set& set = SetFor(SetName(set_id, ip.family()));
   nftnl_set_elem_add(&set, nft::MakeSetElem(MemberKeyBytes(set_id, ip)).release());
+}
+
+std::vector<uint8_t> SlotKeyBytes(uint32_t slot) {
+  std::vector<uint8_t> out(4);
+  std::memcpy(out.data(), &slot, 4);  // host order, as numgen writes it
+  return out;
+}
+
+std::vector<uint8_t> SlotDataBytes(const DnatTarget& target) {
+  std::vector<uint8_t> out;
+  AppendAddr(out, target.ip);
+  const auto port = Port4(target.port);
+  out.insert(out.end(), port.begin(), port.end());
+  return out;
+}
+
+void ElementWriter::AddSlot(const EndpointSlot& slot) {
+  nftnl_set& set = SetFor(EndpointsMapName(slot.family, SlotShard(slot.slot)));
+  nft::SetElemPtr elem = nft::MakeSetElem(SlotKeyBytes(slot.slot));
+  const std::vector<uint8_t> data = SlotDataBytes(slot.target);
+  nftnl_set_elem_set(elem.get(), NFTNL_SET_ELEM_DATA, data.data(),
+                     static_cast<uint32_t>(data.size()));
+  nftnl_set_elem_add(&set, elem.release());
+}
+
+void ElementWriter::AddSlotKey(IpFamily family, uint32_t slot) {
+  nftnl_set& set = SetFor(EndpointsMapName(family, SlotShard(slot)));
+  nftnl_set_elem_add(&set, nft::MakeSetElem(SlotKeyBytes(slot)).release());
 }
 
 void ElementWriter::AppendAdds(nft::Batch& batch) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace sluice::proxy::nftables {
@@ -139,6 +140,16 @@ class PortRenderer {
   }
 
  private:
+  // Which endpoint list of `chain` `targets` is (equal lists share a block of slots).
+  uint8_t BlockIndex(const std::string& chain, const std::vector<DnatTarget>& targets) {
+    auto& lists = block_lists_[chain];
+    for (size_t i = 0; i < lists.size(); ++i) {
+      if (lists[i] == targets) return static_cast<uint8_t>(i);
+    }
+    lists.push_back(targets);
+    return static_cast<uint8_t>(lists.size() - 1);
+  }
+
   // Chains are addressed by name: adding one may move the others.
   void AddChain(const std::string& name) {
     auto [it, inserted] = chain_index_.emplace(name, out_.chains.size());
@@ -174,6 +185,7 @@ class PortRenderer {
       rule.push_back(L4proto(p_.name.protocol));
       Stmt dnat{.op = Op::kDnat, .family = p_.family};
       for (const auto& e : endpoints) dnat.targets.push_back(DnatTarget{e.ip, e.port});
+      dnat.block = BlockIndex(chain, dnat.targets);
       rule.push_back(std::move(dnat));
       Rules(chain).push_back(std::move(rule));
       return;
@@ -217,6 +229,7 @@ class PortRenderer {
   ServiceObjects& out_;
   std::map<std::string, size_t>& chain_index_;
   std::string tag_;
+  std::map<std::string, std::vector<std::vector<DnatTarget>>> block_lists_;
 };
 
 std::string PrefixText(const IpPrefix& p) {
@@ -426,6 +439,51 @@ std::string RuleText(const Rule& rule) {
           add(m + " }");
         }
         break;
+      case Op::kDnatMap:
+        add("dnat " + ip + " to numgen random mod " + std::to_string(s.count) +
+            (s.offset != 0 ? " offset " + std::to_string(s.offset) : std::string()) + " map @" +
+            EndpointsMapName(s.family, SlotShard(s.offset)));
+        break;
+    }
+  }
+  return out;
+}
+
+std::string EndpointsMapName(IpFamily family, uint32_t shard) {
+  return std::string("endpoints") + std::string(FamilySuffix(family)) + "-" +
+         std::to_string(shard);
+}
+
+std::optional<std::pair<IpFamily, uint32_t>> ParseEndpointsMapName(std::string_view name) {
+  IpFamily f;
+  if (name.starts_with("endpoints4-")) {
+    f = IpFamily::kV4;
+  } else if (name.starts_with("endpoints6-")) {
+    f = IpFamily::kV6;
+  } else {
+    return std::nullopt;
+  }
+  name.remove_prefix(11);
+  if (name.empty() || name.size() > 9) return std::nullopt;
+  uint32_t shard = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return std::nullopt;
+    shard = shard * 10 + static_cast<uint32_t>(c - '0');
+  }
+  return std::make_pair(f, shard);
+}
+
+std::vector<BlockNeed> EndpointBlockNeeds(const ServiceObjects& objects) {
+  std::vector<BlockNeed> out;
+  for (const auto& chain : objects.chains) {
+    for (const auto& rule : chain.rules) {
+      for (const auto& s : rule) {
+        if (s.op != Stmt::Op::kDnat || s.targets.size() < 2) continue;
+        std::string key = chain.name + "#" + std::to_string(s.block);
+        if (std::none_of(out.begin(), out.end(), [&](const BlockNeed& b) { return b.key == key; })) {
+          out.push_back(BlockNeed{s.family, std::move(key), static_cast<uint32_t>(s.targets.size())});
+        }
+      }
     }
   }
   return out;
@@ -455,6 +513,14 @@ std::string TableText(const std::vector<Chain>& base_chains,
     if (!options.nodeports_on_all_local_addresses) {
       out << "  set " << SetName(SetId::kNodePortIps, f) << " { type " << addr << "; }\n";
     }
+  }
+  std::set<std::pair<IpFamily, uint32_t>> shards;
+  for (const auto& svc : services) {
+    for (const auto& slot : svc.slots) shards.emplace(slot.family, SlotShard(slot.slot));
+  }
+  for (const auto& [f, shard] : shards) {
+    out << "  map " << EndpointsMapName(f, shard) << " { typeof numgen random mod 1 : "
+        << (f == IpFamily::kV4 ? "ip" : "ip6") << " daddr . th dport; }\n";
   }
   for (const auto& svc : services) {
     for (const auto& s : svc.affinity_sets) {
@@ -521,6 +587,13 @@ std::string TableText(const std::vector<Chain>& base_chains,
       out << " }\n";
     }
   };
+  for (const auto& svc : services) {
+    for (const auto& slot : svc.slots) {
+      by_map[EndpointsMapName(slot.family, SlotShard(slot.slot))].push_back(std::to_string(slot.slot) + " : " +
+                                                      slot.target.ip.ToString() + " . " +
+                                                      std::to_string(slot.target.port));
+    }
+  }
   for (const auto& [name, elems] : by_map) flush_elements(name, elems);
   std::map<std::string, std::vector<std::string>> members;
   for (const auto& svc : services) {

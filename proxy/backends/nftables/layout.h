@@ -7,12 +7,17 @@
 // (nat) and prerouting/input/forward/output (filter); every service destination is one element
 // of a verdict map keyed `daddr . l4proto . dport` (NodePorts: `l4proto . dport`) leading to the
 // service port's chain, whose one rule picks an endpoint with
-// `dnat to numgen random mod N map { i : addr . port }`. So a Service costs one map element per
-// destination and one or two chains, and a change to one Service touches only its own objects.
+// `dnat to numgen random mod N offset K map @endpoints4-S`: the endpoints of every service port
+// live in maps from slot number to `addr . port`, each port owning a block of slots
+// [K, K + capacity). So a Service costs one map element per destination and per endpoint and one
+// or two chains, and a change to one Service touches only its own objects: a one-endpoint change
+// is one slot rewritten. (A map per rule would make the kernel look each one up by name in a
+// list of all sets: loading 10,000 of them takes 20 s.)
 // Per-endpoint chains exist only for ClientIP session affinity (a timeout set per endpoint).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,6 +113,9 @@ struct Stmt {
     kRejectIcmpx,      // reject with icmpx port-unreachable
     kMasquerade,       // masquerade [fully-random]      (flag = fully random)
     kDnat,             // dnat ip to a:p | numgen random mod N map { i : a . p }  (family, targets)
+    // kDnat with several targets as the backend writes it, once its block of slots is known:
+    // dnat ip to numgen random mod N offset K map @endpoints4     (family, count, offset)
+    kDnatMap,
   };
   Op op;
   IpFamily family = IpFamily::kV4;
@@ -117,6 +125,12 @@ struct Stmt {
   std::string name;
   std::vector<DnatTarget> targets;
   std::vector<std::string> chains;
+  // kDnat with several targets: which endpoint list of its chain it picks from (a chain may pick
+  // from two: all endpoints and local ones). kDnatMap: the block's first slot and the count.
+  uint8_t block = 0;
+  uint32_t offset = 0;
+  uint32_t count = 0;
+  uint32_t capacity = 0;  // kDnatMap: the block's size (kept in the rule's user data, not printed)
 
   bool operator==(const Stmt&) const = default;
 };
@@ -163,6 +177,31 @@ struct Element {
   bool operator==(const Element&) const = default;
 };
 
+// One slot of the endpoints map (`endpoints4`: slot -> addr . port).
+struct EndpointSlot {
+  IpFamily family = IpFamily::kV4;
+  uint32_t slot = 0;
+  DnatTarget target;
+  auto operator<=>(const EndpointSlot&) const = default;
+};
+// The endpoints maps are sharded by slot: map N holds slots [N * kSlotsPerMap, (N+1) *
+// kSlotsPerMap) (a block larger than that has its shards to itself). The kernel walks every
+// rule bound to a map for each element added to it, and every element for each rule bound: one
+// map for all Services would cost elements x rules (15 s at 10,000 Services); shards keep both
+// small, while few enough maps keep the kernel's by-name set lookups short.
+inline constexpr uint32_t kSlotsPerMap = 1024;
+inline uint32_t SlotShard(uint32_t slot) { return slot / kSlotsPerMap; }
+std::string EndpointsMapName(IpFamily family, uint32_t shard);  // "endpoints4-0", ...
+// The shard of an endpoints map name, or nullopt for any other name.
+std::optional<std::pair<IpFamily, uint32_t>> ParseEndpointsMapName(std::string_view name);
+
+// A block of endpoint slots a multi-endpoint kDnat needs: named "<chain>#<block>".
+struct BlockNeed {
+  IpFamily family = IpFamily::kV4;
+  std::string key;
+  uint32_t count = 0;
+};
+
 // Everything one Service owns in the table.
 struct ServiceObjects {
   std::vector<Chain> chains;
@@ -171,7 +210,34 @@ struct ServiceObjects {
   // Members of the shared sets (counted across Services by the backend).
   std::vector<IpAddress> cluster_ips;
   std::vector<IpAddress> hairpin_ips;  // local endpoints: element (ip . ip) of the hairpin set
+  // Filled by BindEndpointBlocks: the slots the bound kDnatMap statements read.
+  std::vector<EndpointSlot> slots;
 };
+
+// The blocks RenderService's multi-endpoint kDnat statements need.
+std::vector<BlockNeed> EndpointBlockNeeds(const ServiceObjects& objects);
+// Rewrites each multi-endpoint kDnat into kDnatMap in the block `block_of(family, key)` gives
+// (a pair: first slot, capacity), and fills `objects.slots`.
+template <typename BlockOf>
+void BindEndpointBlocks(ServiceObjects& objects, BlockOf&& block_of) {
+  for (auto& chain : objects.chains) {
+    for (auto& rule : chain.rules) {
+      for (auto& s : rule) {
+        if (s.op != Stmt::Op::kDnat || s.targets.size() < 2) continue;
+        const auto [offset, capacity] =
+            block_of(s.family, chain.name + "#" + std::to_string(s.block));
+        for (uint32_t i = 0; i < s.targets.size(); ++i) {
+          objects.slots.push_back(EndpointSlot{s.family, offset + i, s.targets[i]});
+        }
+        s.op = Stmt::Op::kDnatMap;
+        s.offset = offset;
+        s.capacity = capacity;
+        s.count = static_cast<uint32_t>(s.targets.size());
+        s.targets.clear();
+      }
+    }
+  }
+}
 
 ServiceObjects RenderService(const state::ServiceState& service, const LayoutOptions& options);
 

@@ -3,6 +3,7 @@
 #include <ifaddrs.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <unordered_map>
 
@@ -38,15 +39,58 @@ struct NftablesBackend::Plan {
   std::vector<Element> element_deletes;
   std::vector<std::pair<SetId, IpAddress>> member_adds;
   std::vector<std::pair<SetId, IpAddress>> member_deletes;
+  std::vector<EndpointSlot> slot_adds;
+  std::vector<EndpointSlot> slot_deletes;
+  std::vector<std::pair<IpFamily, uint32_t>> new_shards;  // endpoints maps to create
   bool empty() const {
     return !create_table && remake_chains.empty() && new_chains.empty() && rewrite_chains.empty() &&
            delete_chains.empty() && new_sets.empty() && delete_sets.empty() &&
            element_adds.empty() && element_deletes.empty() && member_adds.empty() &&
-           member_deletes.empty();
+           member_deletes.empty() && slot_adds.empty() && slot_deletes.empty() &&
+           new_shards.empty();
   }
 };
 
+NftablesBackend::SlotAllocator::Block NftablesBackend::SlotAllocator::Allocate(uint32_t count) {
+  const uint32_t capacity = std::bit_ceil(std::max<uint32_t>(count, 1));
+  auto it = free_.find(capacity);
+  if (it != free_.end() && !it->second.empty()) {
+    const uint32_t offset = it->second.back();
+    it->second.pop_back();
+    return Block{offset, capacity};
+  }
+  // Blocks are aligned to their capacity, like a buddy allocator's.
+  next_ = (next_ + capacity - 1) / capacity * capacity;
+  Block b{next_, capacity};
+  next_ += capacity;
+  return b;
+}
+
+void NftablesBackend::SlotAllocator::Free(Block block) {
+  free_[block.capacity].push_back(block.offset);
+}
+
+void NftablesBackend::SlotAllocator::Reserve(Block block) {
+  next_ = std::max(next_, block.offset + block.capacity);
+}
+
+void NftablesBackend::SlotAllocator::Clear() {
+  free_.clear();
+  next_ = 0;
+}
+
 namespace {
+
+int FamilyIndex(IpFamily f) { return f == IpFamily::kV4 ? 0 : 1; }
+
+// The family a per-service chain is for: "svc4-...", "ext6-...".
+std::optional<IpFamily> ChainFamily(std::string_view chain) {
+  const size_t dash = chain.find('-');
+  if (dash == std::string_view::npos || dash == 0) return std::nullopt;
+  if (chain[dash - 1] == '4') return IpFamily::kV4;
+  if (chain[dash - 1] == '6') return IpFamily::kV6;
+  return std::nullopt;
+}
 
 std::string Bytes(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 
@@ -150,6 +194,24 @@ void DiffService(const ServiceObjects& before, const ServiceObjects& after,
     }
   }
 
+  {
+    std::map<std::pair<IpFamily, uint32_t>, const EndpointSlot*> old_slots;
+    for (const EndpointSlot& e : before.slots) old_slots[{e.family, e.slot}] = &e;
+    for (const EndpointSlot& e : after.slots) {
+      auto it = old_slots.find({e.family, e.slot});
+      if (it == old_slots.end()) {
+        plan.slot_adds.push_back(e);
+      } else {
+        if (it->second->target != e.target) {
+          plan.slot_deletes.push_back(*it->second);
+          plan.slot_adds.push_back(e);
+        }
+        old_slots.erase(it);
+      }
+    }
+    for (const auto& [key, e] : old_slots) plan.slot_deletes.push_back(*e);
+  }
+
   CountRefs(cluster_refs, before.cluster_ips, -1, SetId::kClusterIps, plan.member_adds,
             plan.member_deletes);
   CountRefs(cluster_refs, after.cluster_ips, +1, SetId::kClusterIps, plan.member_adds,
@@ -166,11 +228,48 @@ void NftablesBackend::PartialSync(const state::NodeStateChange& change) {
   // Rendered objects must outlive the plan, which points into them.
   std::vector<std::pair<ServiceObjects, ServiceObjects>> rendered;
   rendered.reserve(change.services.size());
-  for (const auto& diff : change.services) {
-    rendered.emplace_back(diff.before ? RenderService(*diff.before, layout_) : ServiceObjects{},
-                          diff.after ? RenderService(*diff.after, layout_) : ServiceObjects{});
-  }
   Plan plan;
+  std::vector<std::pair<int, SlotAllocator::Block>> to_free;
+  auto current = [&](IpFamily f, const std::string& key) {
+    auto it = blocks_[FamilyIndex(f)].find(key);
+    if (it == blocks_[FamilyIndex(f)].end()) {
+      // What we programmed has no block: our memory is off; a full sync reads the kernel.
+      throw std::runtime_error("nftables: no endpoint block recorded for " + key);
+    }
+    return std::make_pair(it->second.offset, it->second.capacity);
+  };
+  for (const auto& diff : change.services) {
+    ServiceObjects before = diff.before ? RenderService(*diff.before, layout_) : ServiceObjects{};
+    ServiceObjects after = diff.after ? RenderService(*diff.after, layout_) : ServiceObjects{};
+    const std::vector<BlockNeed> old_needs = EndpointBlockNeeds(before);
+    BindEndpointBlocks(before, current);
+    const std::vector<BlockNeed> new_needs = EndpointBlockNeeds(after);
+    for (const BlockNeed& n : new_needs) {
+      auto& blocks = blocks_[FamilyIndex(n.family)];
+      auto it = blocks.find(n.key);
+      if (it != blocks.end() && it->second.capacity >= n.count) continue;
+      if (it != blocks.end()) to_free.emplace_back(FamilyIndex(n.family), it->second);
+      blocks[n.key] = slots_[FamilyIndex(n.family)].Allocate(n.count);
+    }
+    for (const BlockNeed& n : old_needs) {
+      if (std::any_of(new_needs.begin(), new_needs.end(),
+                      [&](const BlockNeed& m) { return m.key == n.key; })) {
+        continue;
+      }
+      auto& blocks = blocks_[FamilyIndex(n.family)];
+      auto it = blocks.find(n.key);
+      if (it == blocks.end()) continue;
+      to_free.emplace_back(FamilyIndex(n.family), it->second);
+      blocks.erase(it);
+    }
+    BindEndpointBlocks(after, current);
+    for (const EndpointSlot& slot : after.slots) {
+      if (shards_[FamilyIndex(slot.family)].insert(SlotShard(slot.slot)).second) {
+        plan.new_shards.emplace_back(slot.family, SlotShard(slot.slot));
+      }
+    }
+    rendered.emplace_back(std::move(before), std::move(after));
+  }
   auto cluster_refs = cluster_ip_refs_;
   auto hairpin_refs = hairpin_refs_;
   for (const auto& [before, after] : rendered) {
@@ -179,6 +278,8 @@ void NftablesBackend::PartialSync(const state::NodeStateChange& change) {
   Send(plan, false);
   cluster_ip_refs_ = std::move(cluster_refs);
   hairpin_refs_ = std::move(hairpin_refs);
+  // Reused only from the next sync on: this one still wrote them (deletes) in its transaction.
+  for (const auto& [f, block] : to_free) slots_[f].Free(block);
 }
 
 std::set<IpAddress> NftablesBackend::NodePortIps(const state::NodeState& desired) const {
@@ -212,7 +313,8 @@ std::set<IpAddress> NftablesBackend::NodePortIps(const state::NodeState& desired
 }
 
 void NftablesBackend::FullSync(const state::NodeState& desired) {
-  // Desired: the static chains and every Service's objects.
+  // Desired: the static chains and every Service's objects (bound to their slot blocks below,
+  // once the kernel's blocks are known).
   const std::vector<Chain> base = RenderBaseChains(layout_);
   std::vector<ServiceObjects> services;
   services.reserve(desired.services.size());
@@ -236,6 +338,9 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
   std::set<std::string> ksets;
   // map/set name -> key bytes -> verdict (maps) / "" (sets)
   std::unordered_map<std::string, std::map<std::string, ElementVerdict>> kelems;
+  std::map<std::string, SlotAllocator::Block> recovered[2];
+  std::map<std::string, std::string> kslots[2];  // endpoints maps: key bytes -> data bytes
+  std::set<uint32_t> kshards[2];
   if (table_exists) {
     for (const auto& c : nft::ListChains(sock, NFPROTO_INET, kTable)) {
       KernelChain& k = kchains[nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME)];
@@ -248,6 +353,12 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
     }
     for (const auto& r : nft::ListRuleSummaries(sock, NFPROTO_INET, kTable)) {
       kchains[r.chain].fingerprints.push_back(ReadFingerprint(r.udata));
+      if (std::optional<RuleBlock> b = ReadBlock(r.udata)) {
+        if (std::optional<IpFamily> f = ChainFamily(r.chain)) {
+          recovered[FamilyIndex(*f)][r.chain + "#" + std::to_string(b->block)] =
+              SlotAllocator::Block{b->offset, b->capacity};
+        }
+      }
     }
     for (const auto& s : nft::ListSets(sock, NFPROTO_INET, kTable)) {
       const char* n = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
@@ -278,12 +389,60 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
         out.emplace(std::string(key.begin(), key.end()), std::move(v));
       }
     };
+    for (const std::string& name : ksets) {
+      const auto shard = ParseEndpointsMapName(name);
+      if (!shard) continue;
+      kshards[FamilyIndex(shard->first)].insert(shard->second);
+      nft::SetPtr set = nft::ListSetElems(sock, NFPROTO_INET, kTable, name);
+      if (!set) continue;
+      for (nftnl_set_elem* e : nft::SetElems(*set)) {
+        std::span<const uint8_t> key = nft::ElemKey(*e);
+        uint32_t len = 0;
+        const void* data = nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &len);
+        kslots[FamilyIndex(shard->first)].emplace(
+            std::string(key.begin(), key.end()),
+            data ? std::string(static_cast<const char*>(data), len) : std::string());
+      }
+    }
     for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
       for (MapId m : kAllMaps) read_elements(MapName(m, f));
       for (SetId s : {SetId::kClusterIps, SetId::kHairpin, SetId::kNodePortIps}) {
         read_elements(SetName(s, f));
       }
     }
+  }
+
+  // Slot blocks: the kernel's are kept where they still fit; the rest are allocated anew.
+  std::vector<std::pair<int, SlotAllocator::Block>> to_free;
+  for (int f = 0; f < 2; ++f) {
+    blocks_[f].clear();
+    slots_[f].Clear();
+    for (const auto& [key, block] : recovered[f]) slots_[f].Reserve(block);
+  }
+  for (const ServiceObjects& s : services) {
+    for (const BlockNeed& n : EndpointBlockNeeds(s)) {
+      const int f = FamilyIndex(n.family);
+      auto it = recovered[f].find(n.key);
+      if (it != recovered[f].end() && it->second.capacity >= n.count) {
+        blocks_[f][n.key] = it->second;
+        recovered[f].erase(it);
+      }
+    }
+  }
+  for (const ServiceObjects& s : services) {
+    for (const BlockNeed& n : EndpointBlockNeeds(s)) {
+      const int f = FamilyIndex(n.family);
+      if (!blocks_[f].contains(n.key)) blocks_[f][n.key] = slots_[f].Allocate(n.count);
+    }
+  }
+  for (int f = 0; f < 2; ++f) {
+    for (const auto& [key, block] : recovered[f]) to_free.emplace_back(f, block);
+  }
+  for (ServiceObjects& s : services) {
+    BindEndpointBlocks(s, [&](IpFamily f, const std::string& key) {
+      const SlotAllocator::Block& b = blocks_[FamilyIndex(f)].at(key);
+      return std::make_pair(b.offset, b.capacity);
+    });
   }
 
   Plan plan;
@@ -419,6 +578,48 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
     reconcile_members(SetId::kNodePortIps, NodePortIps(desired));
   }
 
+  // Endpoint slots, and the maps that hold them.
+  for (int fi = 0; fi < 2; ++fi) {
+    const IpFamily family = fi == 0 ? IpFamily::kV4 : IpFamily::kV6;
+    std::set<uint32_t> wanted_shards;
+    for (const ServiceObjects& s : services) {
+      for (const EndpointSlot& slot : s.slots) {
+        if (FamilyIndex(slot.family) == fi) wanted_shards.insert(SlotShard(slot.slot));
+      }
+    }
+    for (uint32_t shard : wanted_shards) {
+      if (!kshards[fi].contains(shard)) plan.new_shards.emplace_back(family, shard);
+    }
+    for (uint32_t shard : kshards[fi]) {
+      if (!wanted_shards.contains(shard)) plan.delete_sets.push_back(EndpointsMapName(family, shard));
+    }
+    shards_[fi] = wanted_shards;
+    std::set<std::string> wanted;
+    for (const ServiceObjects& s : services) {
+      for (const EndpointSlot& slot : s.slots) {
+        if (FamilyIndex(slot.family) != fi) continue;
+        std::string key = Bytes(SlotKeyBytes(slot.slot));
+        auto it = kslots[fi].find(key);
+        const std::string data = Bytes(SlotDataBytes(slot.target));
+        if (it == kslots[fi].end()) {
+          plan.slot_adds.push_back(slot);
+        } else if (it->second != data) {
+          plan.slot_deletes.push_back(slot);
+          plan.slot_adds.push_back(slot);
+        }
+        wanted.insert(std::move(key));
+      }
+    }
+    for (const auto& [key, data] : kslots[fi]) {
+      if (wanted.contains(key) || key.size() != 4) continue;
+      uint32_t slot;
+      std::memcpy(&slot, key.data(), 4);
+      // Slots of a map that goes away go with it.
+      if (!wanted_shards.contains(SlotShard(slot))) continue;
+      plan.slot_deletes.push_back(EndpointSlot{family, slot, DnatTarget{}});
+    }
+  }
+
   // Static sets that are missing (a fresh table, or one taken apart by hand) are created.
   bool static_sets_missing = !table_exists;
   for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
@@ -434,6 +635,7 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
   Send(plan, true);
   cluster_ip_refs_ = std::move(cluster_refs);
   hairpin_refs_ = std::move(hairpin_refs);
+  for (const auto& [f, block] : to_free) slots_[f].Free(block);
 }
 
 void NftablesBackend::Send(Plan& plan, bool full) {
@@ -452,11 +654,13 @@ void NftablesBackend::Send(Plan& plan, bool full) {
   // 1. Chains that are new exist (empty) before anything refers to them.
   for (const Chain* c : plan.new_chains) AddChain(batch, *c);
   for (const AffinitySet* s : plan.new_sets) AddAffinitySet(batch, *s);
+  for (const auto& [f, shard] : plan.new_shards) AddEndpointsMap(batch, f, shard);
   // 2. Elements and members that go away.
   {
     ElementWriter w;
     for (const Element& e : plan.element_deletes) w.Add(e);
     for (const auto& [set, ip] : plan.member_deletes) w.AddMember(set, ip);
+    for (const EndpointSlot& slot : plan.slot_deletes) w.AddSlotKey(slot.family, slot.slot);
     w.AppendDeletes(batch);
   }
   // 3. Rules.
@@ -472,6 +676,7 @@ void NftablesBackend::Send(Plan& plan, bool full) {
     ElementWriter w;
     for (const Element& e : plan.element_adds) w.Add(e);
     for (const auto& [set, ip] : plan.member_adds) w.AddMember(set, ip);
+    for (const EndpointSlot& slot : plan.slot_adds) w.AddSlot(slot);
     w.AppendAdds(batch);
   }
   // 5. Chains that go: emptied first, so that none still jumps to another when it is deleted.
@@ -485,7 +690,8 @@ void NftablesBackend::Send(Plan& plan, bool full) {
   stats_.bytes = batch.size_bytes();
   stats_.chains_written = plan.new_chains.size() + plan.rewrite_chains.size();
   stats_.chains_deleted = plan.delete_chains.size() + plan.remake_chains.size();
-  stats_.elements_changed = plan.element_adds.size() + plan.element_deletes.size();
+  stats_.elements_changed = plan.element_adds.size() + plan.element_deletes.size() +
+                            plan.slot_adds.size() + plan.slot_deletes.size();
   batch.Send(*socket_);
 }
 

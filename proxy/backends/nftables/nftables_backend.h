@@ -62,6 +62,24 @@ class NftablesBackend : public Backend {
 
   struct Plan;  // what one transaction changes (nftables_backend.cc)
 
+  // Blocks of the endpoints maps: [offset, offset + capacity), capacity a power of two. Freed
+  // blocks are reused by blocks of the same capacity.
+  class SlotAllocator {
+   public:
+    struct Block {
+      uint32_t offset = 0;
+      uint32_t capacity = 0;
+    };
+    Block Allocate(uint32_t count);
+    void Free(Block block);
+    void Reserve(Block block);  // a block found in the kernel
+    void Clear();
+
+   private:
+    std::map<uint32_t, std::vector<uint32_t>> free_;  // capacity -> offsets
+    uint32_t next_ = 0;
+  };
+
  private:
   void FullSync(const state::NodeState& desired);
   void PartialSync(const state::NodeStateChange& change);
@@ -74,6 +92,10 @@ class NftablesBackend : public Backend {
   // Members of the shared sets, counted over the Services that need them (as programmed).
   std::map<IpAddress, int> cluster_ip_refs_;
   std::map<IpAddress, int> hairpin_refs_;
+  // The block each multi-endpoint DNAT ("<chain>#<n>") reads, per family (index 0: IPv4).
+  std::map<std::string, SlotAllocator::Block> blocks_[2];
+  SlotAllocator slots_[2];
+  std::set<uint32_t> shards_[2];  // endpoints maps that exist in the kernel
   SyncStats stats_;
 };
 

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <regex>
 #include <string>
 
@@ -257,15 +258,34 @@ TEST(NftablesBackendKernel, OneEndpointChangeAmongManyServicesIsASmallTransactio
     const size_t full_messages = b.last_sync().messages;
     EXPECT_GT(full_messages, 4000u);
 
-    auto changed = std::make_shared<ServiceState>(*st.services["default/s1234"]);
+    // One endpoint replaced: one slot of the endpoints map rewritten, no chain touched.
+    auto replaced = std::make_shared<ServiceState>(*st.services["default/s1234"]);
+    replaced->ports[0].cluster_endpoints[3].ip = IpAddress::MustParse("10.244.99.99");
+    Change(b, st, "default/s1234", replaced);
+    EXPECT_EQ(b.last_sync().chains_written, 0u);
+    EXPECT_EQ(b.last_sync().elements_changed, 2u);  // the slot's delete and add
+    EXPECT_LE(b.last_sync().messages, 2u);
+    EXPECT_NE(Nft({"list", "table", "inet", "sluice-proxy"}).find("10.244.99.99 . 8080"),
+              std::string::npos);
+
+    // One endpoint removed: the rule picks among 9 (same block), the last slot goes.
+    auto changed = std::make_shared<ServiceState>(*replaced);
     changed->ports[0].cluster_endpoints.pop_back();
     Change(b, st, "default/s1234", changed);
-    // Flush + one rule with its anonymous map (set + elements): a handful of messages.
-    EXPECT_LE(b.last_sync().messages, 5u);
+    EXPECT_LE(b.last_sync().messages, 4u);  // slot delete, flush, the two rules
     EXPECT_EQ(b.last_sync().chains_written, 1u);
-    const std::string chain = Nft({"list", "chain", "inet", "sluice-proxy", "svc4-default/s1234/tcp/p"});
-    EXPECT_NE(chain.find("numgen random mod 9 map { 0 : 10.244.4.2 . 8080,"), std::string::npos)
+    const std::string chain =
+        Nft({"list", "chain", "inet", "sluice-proxy", "svc4-default/s1234/tcp/p"});
+    EXPECT_TRUE(std::regex_search(
+        chain, std::regex("dnat ip to numgen random mod 9 offset [0-9]+ map @endpoints4-[0-9]+")))
         << chain;
+    // Grown past its block (16 slots): a new block, the old one freed.
+    auto grown = std::make_shared<ServiceState>(*changed);
+    for (int e = 0; e < 10; ++e) {
+      grown->ports[0].cluster_endpoints.push_back(Ep("10.244.200." + std::to_string(e + 1), 8080));
+    }
+    Change(b, st, "default/s1234", grown);
+    EXPECT_EQ(b.last_sync().chains_written, 1u);
     // And a full resync agrees with what the partial one did.
     FullSync(b, st);
     EXPECT_EQ(b.last_sync().messages, 0u);
@@ -332,10 +352,26 @@ TEST(NftablesBackendKernel, ANewInstanceAdoptsTheTableWithoutRewritingIt) {
     FullSync(second, st);
     EXPECT_EQ(second.last_sync().messages, 0u);
     EXPECT_EQ(Nft({"-a", "list", "table", "inet", "sluice-proxy"}), before);
-    // nft prints the endpoint maps with their real keys.
-    EXPECT_NE(before.find("map { 0 : 10.244.1.2 . 8080, 1 : 10.244.1.6 . 8080 }"),
-              std::string::npos)
+    // nft prints the endpoints map with its real keys, and the table loads back with nft -f.
+    EXPECT_TRUE(std::regex_search(before, std::regex("[0-9]+ : 10.244.1.2 . 8080, [0-9]+ : "
+                                                     "10.244.1.6 . 8080")))
         << before;
+    const std::string listing = Nft({"list", "table", "inet", "sluice-proxy"});
+    Nft({"delete", "table", "inet", "sluice-proxy"});
+    {
+      FILE* f = std::fopen("/tmp/sluice-nft-roundtrip.nft", "w");
+      ASSERT_NE(f, nullptr);
+      std::fputs(listing.c_str(), f);
+      std::fclose(f);
+    }
+    Nft({"-f", "/tmp/sluice-nft-roundtrip.nft"});
+    std::remove("/tmp/sluice-nft-roundtrip.nft");
+    EXPECT_EQ(Nft({"list", "table", "inet", "sluice-proxy"}), listing);
+    // Loaded by nft, the rules lack our fingerprints: a full sync rewrites the chains (once).
+    FullSync(second, st);
+    EXPECT_GT(second.last_sync().chains_written, 0u);
+    FullSync(second, st);
+    EXPECT_EQ(second.last_sync().messages, 0u);
     // The affinity timeout changes: sets are replaced, chains that use them rewritten.
     auto longer = std::make_shared<ServiceState>(*aff);
     longer->ports[0].affinity_timeout_seconds = 120;
