@@ -20,6 +20,8 @@ namespace {
 // Room reserved for one message: every nf_tables attribute is below 64 KiB, and the element
 // builder stops a list at 64 KiB plus one element.
 constexpr size_t kMessageRoom = 256 * 1024;
+// Chunks hold many messages; a new one starts when the room for one message is not left.
+constexpr size_t kChunkSize = 2 * 1024 * 1024;
 // Receive-buffer budget per ACK (an skb each, about 700 bytes of truesize).
 constexpr size_t kAckRoom = 1024;
 
@@ -71,31 +73,32 @@ uint16_t CreateFlags(IfExists if_exists) {
 Batch::Batch() {
   // BEGIN is not a message of ours (no ACK, no description); its seq is set in Send().
   const nlmsghdr* begin = nftnl_batch_begin(Next(), 0);
-  size_ = NLMSG_ALIGN(begin->nlmsg_len);
+  chunks_.back().used = NLMSG_ALIGN(begin->nlmsg_len);
+  size_ = chunks_.back().used;
 }
 Batch::Batch(Batch&&) noexcept = default;
 Batch& Batch::operator=(Batch&&) noexcept = default;
 Batch::~Batch() = default;
 
 char* Batch::Next() {
-  if (capacity_ - size_ < kMessageRoom) {
-    size_t capacity = std::max(2 * capacity_, size_ + kMessageRoom);
-    auto grown = std::make_unique_for_overwrite<char[]>(capacity);
-    if (size_ > 0) std::memcpy(grown.get(), buffer_.get(), size_);
-    buffer_ = std::move(grown);
-    capacity_ = capacity;
+  if (chunks_.empty() || chunks_.back().capacity - chunks_.back().used < kMessageRoom) {
+    // The first chunk starts small: most batches are a handful of messages.
+    const size_t capacity = chunks_.empty() ? kMessageRoom * 2 : kChunkSize;
+    chunks_.push_back(Chunk{std::make_unique_for_overwrite<char[]>(capacity), 0, capacity});
   }
-  return buffer_.get() + size_;
+  return chunks_.back().data.get() + chunks_.back().used;
 }
 
 size_t Batch::Commit(std::string description) {
-  const auto* message = reinterpret_cast<const nlmsghdr*>(buffer_.get() + size_);
+  Chunk& chunk = chunks_.back();
+  const auto* message = reinterpret_cast<const nlmsghdr*>(chunk.data.get() + chunk.used);
   if (message->nlmsg_len > kMessageRoom) {
     // The builder has already written past our reservation: memory is corrupt.
     std::fprintf(stderr, "nft batch: message of %u bytes overran its buffer (%s)\n",
                  message->nlmsg_len, description.c_str());
     std::abort();
   }
+  chunk.used += NLMSG_ALIGN(message->nlmsg_len);
   size_ += NLMSG_ALIGN(message->nlmsg_len);
   descriptions_.push_back(std::move(description));
   return descriptions_.size() - 1;
@@ -240,19 +243,24 @@ void Batch::Send(NftSocket& socket) {
   const uint32_t base = socket.ReserveSeq(static_cast<uint32_t>(count + 2));
   char* end_message = Next();  // room for END past the messages, not committed
   nftnl_batch_end(end_message, base + static_cast<uint32_t>(count) + 1);
-  const size_t total = size_ + NLMSG_ALIGN(reinterpret_cast<nlmsghdr*>(end_message)->nlmsg_len);
+  const size_t end_len = NLMSG_ALIGN(reinterpret_cast<nlmsghdr*>(end_message)->nlmsg_len);
+  std::vector<iovec> iov;
   {
-    size_t offset = 0;
     uint32_t seq = base;
-    while (offset < size_) {
-      auto* message = reinterpret_cast<nlmsghdr*>(buffer_.get() + offset);
-      message->nlmsg_seq = seq++;
-      offset += NLMSG_ALIGN(message->nlmsg_len);
+    for (Chunk& chunk : chunks_) {
+      size_t offset = 0;
+      while (offset < chunk.used) {
+        auto* message = reinterpret_cast<nlmsghdr*>(chunk.data.get() + offset);
+        message->nlmsg_seq = seq++;
+        offset += NLMSG_ALIGN(message->nlmsg_len);
+      }
+      iov.push_back(iovec{chunk.data.get(), chunk.used});
     }
+    iov.back().iov_len += end_len;  // END follows the last message in the last chunk
   }
 
   socket.EnsureReceiveBuffer(count * kAckRoom + 64 * 1024);
-  socket.Send(buffer_.get(), total);
+  socket.Send(iov, size_ + end_len);
 
   // Every message asked for an ACK; the kernel queued them all before sendmsg() returned.
   const uint32_t first_seq = base + 1;

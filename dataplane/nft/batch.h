@@ -2,6 +2,8 @@
 // kernel all or nothing. Building is pure (bytes in memory); Send() is the only I/O.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -63,9 +65,15 @@ class Batch {
   char* Next();
   size_t Commit(std::string description);
 
-  std::unique_ptr<char[]> buffer_;
+  // Messages live in chunks (each message whole in one chunk) sent with one sendmsg() of an
+  // iovec per chunk: a large batch is never copied to grow, and its memory is its size.
+  struct Chunk {
+    std::unique_ptr<char[]> data;
+    size_t used = 0;
+    size_t capacity = 0;
+  };
+  std::vector<Chunk> chunks_;
   size_t size_ = 0;
-  size_t capacity_ = 0;
   std::vector<std::string> descriptions_;
 };
 

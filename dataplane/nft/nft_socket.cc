@@ -95,6 +95,11 @@ uint32_t NftSocket::ReserveSeq(uint32_t count) {
 }
 
 void NftSocket::Send(const void* data, size_t size) {
+  const iovec one{const_cast<void*>(data), size};
+  Send(std::span<const iovec>(&one, 1), size);
+}
+
+void NftSocket::Send(std::span<const iovec> iov, size_t size) {
   int fd = mnl_socket_get_fd(socket_.get());
   // The kernel refuses a datagram above sk_sndbuf; it reports the doubled value we read back.
   size_t needed = size + 4096;
@@ -105,7 +110,14 @@ void NftSocket::Send(const void* data, size_t size) {
     }
     sndbuf_ = GetIntSockopt(fd, SO_SNDBUF);
   }
-  if (mnl_socket_sendto(socket_.get(), data, size) < 0) {
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  msghdr msg{};
+  msg.msg_name = &kernel;
+  msg.msg_namelen = sizeof kernel;
+  msg.msg_iov = const_cast<iovec*>(iov.data());
+  msg.msg_iovlen = iov.size();
+  if (sendmsg(fd, &msg, 0) < 0) {
     throw NftError(errno, "send " + std::to_string(size) + " bytes to nf_tables");
   }
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <linux/netlink.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +44,8 @@ class NftSocket {
 
   // Sends one datagram, first growing SO_SNDBUF if it would not fit.
   void Send(const void* data, size_t size);
+  // The same, gathered from `iov` (`size` bytes in all).
+  void Send(std::span<const iovec> iov, size_t size);
   // Makes sure `bytes` of replies can queue up without loss (each ACK is a separate skb).
   void EnsureReceiveBuffer(size_t bytes);
   // Blocks (with a timeout) for the next datagram; the view is valid until the next call.

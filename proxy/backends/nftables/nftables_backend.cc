@@ -83,6 +83,34 @@ namespace {
 
 int FamilyIndex(IpFamily f) { return f == IpFamily::kV4 ? 0 : 1; }
 
+// An ElementWriter that writes its elements into `batch` every few thousand (and at the end).
+class ChunkedElements {
+ public:
+  ChunkedElements(nft::Batch& batch, bool adds) : batch_(batch), adds_(adds) {}
+  ~ChunkedElements() { Flush(); }
+  ElementWriter* operator->() { return &writer_; }
+  void Added() {
+    if (++pending_ == kChunk) Flush();
+  }
+
+ private:
+  static constexpr size_t kChunk = 4096;
+  void Flush() {
+    if (pending_ == 0) return;
+    if (adds_) {
+      writer_.AppendAdds(batch_);
+    } else {
+      writer_.AppendDeletes(batch_);
+    }
+    writer_ = ElementWriter();
+    pending_ = 0;
+  }
+  nft::Batch& batch_;
+  bool adds_;
+  ElementWriter writer_;
+  size_t pending_ = 0;
+};
+
 // The family a per-service chain is for: "svc4-...", "ext6-...".
 std::optional<IpFamily> ChainFamily(std::string_view chain) {
   const size_t dash = chain.find('-');
@@ -657,11 +685,11 @@ void NftablesBackend::Send(Plan& plan, bool full) {
   for (const auto& [f, shard] : plan.new_shards) AddEndpointsMap(batch, f, shard);
   // 2. Elements and members that go away.
   {
-    ElementWriter w;
-    for (const Element& e : plan.element_deletes) w.Add(e);
-    for (const auto& [set, ip] : plan.member_deletes) w.AddMember(set, ip);
-    for (const EndpointSlot& slot : plan.slot_deletes) w.AddSlotKey(slot.family, slot.slot);
-    w.AppendDeletes(batch);
+    // Written a few thousand at a time: libnftnl's element objects are large, the messages not.
+    ChunkedElements w(batch, false);
+    for (const Element& e : plan.element_deletes) w->Add(e), w.Added();
+    for (const auto& [set, ip] : plan.member_deletes) w->AddMember(set, ip), w.Added();
+    for (const EndpointSlot& slot : plan.slot_deletes) w->AddSlotKey(slot.family, slot.slot), w.Added();
   }
   // 3. Rules.
   for (const Chain* c : plan.rewrite_chains) {
@@ -673,11 +701,10 @@ void NftablesBackend::Send(Plan& plan, bool full) {
   }
   // 4. Elements and members that come.
   {
-    ElementWriter w;
-    for (const Element& e : plan.element_adds) w.Add(e);
-    for (const auto& [set, ip] : plan.member_adds) w.AddMember(set, ip);
-    for (const EndpointSlot& slot : plan.slot_adds) w.AddSlot(slot);
-    w.AppendAdds(batch);
+    ChunkedElements w(batch, true);
+    for (const Element& e : plan.element_adds) w->Add(e), w.Added();
+    for (const auto& [set, ip] : plan.member_adds) w->AddMember(set, ip), w.Added();
+    for (const EndpointSlot& slot : plan.slot_adds) w->AddSlot(slot), w.Added();
   }
   // 5. Chains that go: emptied first, so that none still jumps to another when it is deleted.
   for (const std::string& name : plan.delete_chains) {
@@ -692,6 +719,10 @@ void NftablesBackend::Send(Plan& plan, bool full) {
   stats_.chains_deleted = plan.delete_chains.size() + plan.remake_chains.size();
   stats_.elements_changed = plan.element_adds.size() + plan.element_deletes.size() +
                             plan.slot_adds.size() + plan.slot_deletes.size();
+  SLOG_V(2) << "nftables: " << (full ? "full" : "partial") << " sync transaction: "
+            << stats_.messages << " messages, " << stats_.bytes << " bytes, "
+            << stats_.chains_written << " chains written, " << stats_.chains_deleted
+            << " deleted, " << stats_.elements_changed << " elements changed";
   batch.Send(*socket_);
 }
 
