@@ -84,7 +84,7 @@ char* Batch::Next() {
   if (chunks_.empty() || chunks_.back().capacity - chunks_.back().used < kMessageRoom) {
     // The first chunk starts small: most batches are a handful of messages.
     const size_t capacity = chunks_.empty() ? kMessageRoom * 2 : kChunkSize;
-    chunks_.push_back(Chunk{std::make_unique_for_overwrite<char[]>(capacity), 0, capacity});
+    chunks_.push_back(Chunk{std::make_unique_for_overwrite<char[]>(capacity), 0, capacity, 0});
   }
   return chunks_.back().data.get() + chunks_.back().used;
 }
@@ -102,6 +102,21 @@ size_t Batch::Commit(std::string description) {
   size_ += NLMSG_ALIGN(message->nlmsg_len);
   descriptions_.push_back(std::move(description));
   return descriptions_.size() - 1;
+}
+
+void Batch::Append(Batch&& other) {
+  if (other.descriptions_.empty()) return;
+  // The first chunk of `other` starts with its BEGIN message: skip it.
+  Chunk& first = other.chunks_.front();
+  const auto* begin = reinterpret_cast<const nlmsghdr*>(first.data.get());
+  first.start = NLMSG_ALIGN(begin->nlmsg_len);
+  size_ += other.size_ - first.start;
+  for (Chunk& c : other.chunks_) chunks_.push_back(std::move(c));
+  descriptions_.insert(descriptions_.end(), std::make_move_iterator(other.descriptions_.begin()),
+                       std::make_move_iterator(other.descriptions_.end()));
+  other.chunks_.clear();
+  other.descriptions_.clear();
+  other.size_ = 0;
 }
 
 size_t Batch::AddTable(const nftnl_table& table, IfExists if_exists) {
@@ -248,15 +263,17 @@ void Batch::Send(NftSocket& socket) {
   {
     uint32_t seq = base;
     for (Chunk& chunk : chunks_) {
-      size_t offset = 0;
+      size_t offset = chunk.start;
       while (offset < chunk.used) {
         auto* message = reinterpret_cast<nlmsghdr*>(chunk.data.get() + offset);
         message->nlmsg_seq = seq++;
         offset += NLMSG_ALIGN(message->nlmsg_len);
       }
-      iov.push_back(iovec{chunk.data.get(), chunk.used});
+      if (chunk.used > chunk.start) {
+        iov.push_back(iovec{chunk.data.get() + chunk.start, chunk.used - chunk.start});
+      }
     }
-    iov.back().iov_len += end_len;  // END follows the last message in the last chunk
+    iov.push_back(iovec{end_message, end_len});
   }
 
   socket.EnsureReceiveBuffer(count * kAckRoom + 64 * 1024);

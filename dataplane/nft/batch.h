@@ -51,6 +51,10 @@ class Batch {
                      std::string_view what = {});
   size_t DeleteSetElems(nftnl_set& set, std::string_view what = {});
 
+  // Moves `other`'s messages (not its BEGIN) to the end of this batch, without copying them:
+  // a transaction can be built in parts that must be sent in a given order.
+  void Append(Batch&& other);
+
   size_t message_count() const { return descriptions_.size(); }
   bool empty() const { return descriptions_.empty(); }
   // "create table inet sluice_cni_masq", ... one per message.
@@ -71,6 +75,7 @@ class Batch {
     std::unique_ptr<char[]> data;
     size_t used = 0;
     size_t capacity = 0;
+    size_t start = 0;  // where its messages begin (past the BEGIN of a batch appended)
   };
   std::vector<Chunk> chunks_;
   size_t size_ = 0;

@@ -29,7 +29,6 @@ LayoutOptions MakeLayoutOptions(const NftablesOptions& options) {
 // What one transaction changes, in the order Send writes it.
 struct NftablesBackend::Plan {
   bool create_table = false;
-  std::vector<std::string> remake_chains;    // base chains whose hook changed: deleted first
   std::vector<const Chain*> new_chains;      // created, then filled
   std::vector<const Chain*> rewrite_chains;  // flushed, then filled
   std::vector<std::string> delete_chains;
@@ -43,7 +42,7 @@ struct NftablesBackend::Plan {
   std::vector<EndpointSlot> slot_deletes;
   std::vector<std::pair<IpFamily, uint32_t>> new_shards;  // endpoints maps to create
   bool empty() const {
-    return !create_table && remake_chains.empty() && new_chains.empty() && rewrite_chains.empty() &&
+    return !create_table && new_chains.empty() && rewrite_chains.empty() &&
            delete_chains.empty() && new_sets.empty() && delete_sets.empty() &&
            element_adds.empty() && element_deletes.empty() && member_adds.empty() &&
            member_deletes.empty() && slot_adds.empty() && slot_deletes.empty() &&
@@ -92,9 +91,6 @@ class ChunkedElements {
   void Added() {
     if (++pending_ == kChunk) Flush();
   }
-
- private:
-  static constexpr size_t kChunk = 4096;
   void Flush() {
     if (pending_ == 0) return;
     if (adds_) {
@@ -105,6 +101,9 @@ class ChunkedElements {
     writer_ = ElementWriter();
     pending_ = 0;
   }
+
+ private:
+  static constexpr size_t kChunk = 4096;
   nft::Batch& batch_;
   bool adds_;
   ElementWriter writer_;
@@ -121,6 +120,17 @@ std::optional<IpFamily> ChainFamily(std::string_view chain) {
 }
 
 std::string Bytes(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+IpAddress AddressFromBytes(IpFamily f, const void* bytes) {
+  if (f == IpFamily::kV4) {
+    in_addr a;
+    std::memcpy(&a, bytes, 4);
+    return IpAddress::V4(a);
+  }
+  in6_addr a;
+  std::memcpy(&a, bytes, 16);
+  return IpAddress::V6(a);
+}
 
 
 // The difference between what one Service had and what it needs now.
@@ -340,15 +350,82 @@ std::set<IpAddress> NftablesBackend::NodePortIps(const state::NodeState& desired
   return out;
 }
 
-void NftablesBackend::FullSync(const state::NodeState& desired) {
-  // Desired: the static chains and every Service's objects (bound to their slot blocks below,
-  // once the kernel's blocks are known).
-  const std::vector<Chain> base = RenderBaseChains(layout_);
-  std::vector<ServiceObjects> services;
-  services.reserve(desired.services.size());
-  for (const auto& [key, svc] : desired.services) services.push_back(RenderService(*svc, layout_));
+namespace {
 
-  // What the kernel has.
+// One transaction, written in parts that are put in order at the end: chains made again,
+// then everything created, elements that go, rules, elements that come, chains emptied, chains
+// and sets deleted. Each part streams into its own batch, so nothing is held twice.
+class TransactionWriter {
+ public:
+  explicit TransactionWriter(const LayoutOptions& layout) : layout_(layout) {}
+
+  void CreateTable() {
+    AddTable(create_);
+    AddStaticSets(create_, layout_);
+  }
+  void RemakeChain(const Chain& c) {
+    pre_.FlushChain(NFPROTO_INET, kTable, c.name);
+    nftables::DeleteChain(pre_, c.name);
+    NewChain(c);
+  }
+  void NewChain(const Chain& c) {
+    AddChain(create_, c);
+    for (const Rule& r : c.rules) AppendRule(rules_, c.name, r);
+    ++stats_.chains_written;
+  }
+  void RewriteChain(const Chain& c) {
+    rules_.FlushChain(NFPROTO_INET, kTable, c.name);
+    for (const Rule& r : c.rules) AppendRule(rules_, c.name, r);
+    ++stats_.chains_written;
+  }
+  void RemoveChain(const std::string& name) {
+    flushes_.FlushChain(NFPROTO_INET, kTable, name);
+    nftables::DeleteChain(chain_deletes_, name);
+    ++stats_.chains_deleted;
+  }
+  void NewAffinitySet(const AffinitySet& set) { AddAffinitySet(create_, set); }
+  void RemoveSet(const std::string& name) { DeleteSet(set_deletes_, name); }
+  void NewShard(IpFamily f, uint32_t shard) { AddEndpointsMap(create_, f, shard); }
+
+  void AddElement(const Element& e) { adds_->Add(e), adds_.Added(), ++stats_.elements_changed; }
+  void DeleteElement(const Element& e) { dels_->Add(e), dels_.Added(), ++stats_.elements_changed; }
+  void AddMember(SetId set, const IpAddress& ip) { adds_->AddMember(set, ip), adds_.Added(); }
+  void DeleteMember(SetId set, const IpAddress& ip) { dels_->AddMember(set, ip), dels_.Added(); }
+  void AddSlot(const EndpointSlot& slot) { adds_->AddSlot(slot), adds_.Added(), ++stats_.elements_changed; }
+  void DeleteSlot(IpFamily f, uint32_t slot) {
+    dels_->AddSlotKey(f, slot), dels_.Added(), ++stats_.elements_changed;
+  }
+
+  // The whole transaction, in order; this writer is spent.
+  nft::Batch Finish(SyncStats& stats) {
+    adds_.Flush();
+    dels_.Flush();
+    nft::Batch out = std::move(pre_);
+    out.Append(std::move(create_));
+    out.Append(std::move(del_elems_));
+    out.Append(std::move(rules_));
+    out.Append(std::move(add_elems_));
+    out.Append(std::move(flushes_));
+    out.Append(std::move(chain_deletes_));
+    out.Append(std::move(set_deletes_));
+    stats.chains_written = stats_.chains_written;
+    stats.chains_deleted = stats_.chains_deleted;
+    stats.elements_changed = stats_.elements_changed;
+    return out;
+  }
+
+ private:
+  const LayoutOptions& layout_;
+  nft::Batch pre_, create_, del_elems_, rules_, add_elems_, flushes_, chain_deletes_, set_deletes_;
+  ChunkedElements adds_{add_elems_, true};
+  ChunkedElements dels_{del_elems_, false};
+  SyncStats stats_;
+};
+
+}  // namespace
+
+void NftablesBackend::FullSync(const state::NodeState& desired) {
+  // What the kernel has: chains with their rules' fingerprints, sets, and the elements of ours.
   nft::NftSocket& sock = *socket_;
   bool table_exists = false;
   for (const auto& t : nft::ListTables(sock, NFPROTO_INET)) {
@@ -364,10 +441,11 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
   };
   std::unordered_map<std::string, KernelChain> kchains;
   std::set<std::string> ksets;
-  // map/set name -> key bytes -> verdict (maps) / "" (sets)
+  // map/set name -> key bytes -> verdict (maps; empty for sets). Entries are erased as the
+  // desired state claims them: what is left at the end is deleted.
   std::unordered_map<std::string, std::map<std::string, ElementVerdict>> kelems;
   std::map<std::string, SlotAllocator::Block> recovered[2];
-  std::map<std::string, std::string> kslots[2];  // endpoints maps: key bytes -> data bytes
+  std::unordered_map<uint32_t, std::string> kslots[2];  // slot -> data bytes
   std::set<uint32_t> kshards[2];
   if (table_exists) {
     for (const auto& c : nft::ListChains(sock, NFPROTO_INET, kTable)) {
@@ -388,10 +466,10 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
         }
       }
     }
-    for (const auto& s : nft::ListSets(sock, NFPROTO_INET, kTable)) {
-      const char* n = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
-      const uint32_t flags = nftnl_set_is_set(s.get(), NFTNL_SET_FLAGS)
-                                 ? nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS)
+    for (const auto& st : nft::ListSets(sock, NFPROTO_INET, kTable)) {
+      const char* n = nftnl_set_get_str(st.get(), NFTNL_SET_NAME);
+      const uint32_t flags = nftnl_set_is_set(st.get(), NFTNL_SET_FLAGS)
+                                 ? nftnl_set_get_u32(st.get(), NFTNL_SET_FLAGS)
                                  : 0;
       if (n == nullptr || (flags & NFT_SET_ANONYMOUS)) continue;
       ksets.insert(n);
@@ -405,7 +483,8 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
         std::span<const uint8_t> key = nft::ElemKey(*e);
         ElementVerdict v;
         if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_VERDICT)) {
-          const auto verdict = static_cast<int32_t>(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT));
+          const auto verdict =
+              static_cast<int32_t>(nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_VERDICT));
           if (verdict == NF_DROP) {
             v.drop = true;
           } else if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN)) {
@@ -425,136 +504,141 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
       if (!set) continue;
       for (nftnl_set_elem* e : nft::SetElems(*set)) {
         std::span<const uint8_t> key = nft::ElemKey(*e);
+        if (key.size() != 4) continue;
+        uint32_t slot;
+        std::memcpy(&slot, key.data(), 4);
         uint32_t len = 0;
         const void* data = nftnl_set_elem_get(e, NFTNL_SET_ELEM_DATA, &len);
         kslots[FamilyIndex(shard->first)].emplace(
-            std::string(key.begin(), key.end()),
-            data ? std::string(static_cast<const char*>(data), len) : std::string());
+            slot, data ? std::string(static_cast<const char*>(data), len) : std::string());
       }
     }
     for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
       for (MapId m : kAllMaps) read_elements(MapName(m, f));
-      for (SetId s : {SetId::kClusterIps, SetId::kHairpin, SetId::kNodePortIps}) {
-        read_elements(SetName(s, f));
+      for (SetId st : {SetId::kClusterIps, SetId::kHairpin, SetId::kNodePortIps}) {
+        read_elements(SetName(st, f));
       }
     }
   }
 
-  // Slot blocks: the kernel's are kept where they still fit; the rest are allocated anew.
-  std::vector<std::pair<int, SlotAllocator::Block>> to_free;
+  TransactionWriter w(layout_);
+  // Static sets that are missing (a fresh table, or one taken apart by hand) are created.
+  bool static_sets_missing = !table_exists;
+  for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+    for (MapId m : kAllMaps) static_sets_missing |= !ksets.contains(MapName(m, f));
+    static_sets_missing |= !ksets.contains(SetName(SetId::kClusterIps, f));
+    static_sets_missing |= !ksets.contains(SetName(SetId::kHairpin, f));
+    if (!layout_.nodeports_on_all_local_addresses) {
+      static_sets_missing |= !ksets.contains(SetName(SetId::kNodePortIps, f));
+    }
+  }
+  if (static_sets_missing) w.CreateTable();  // table + sets: idempotent adds
+
+  // Chains: written when missing or when their fingerprints differ; claimed ones leave kchains.
+  auto reconcile_chain = [&](const Chain& c) {
+    auto it = kchains.find(c.name);
+    if (it == kchains.end()) {
+      w.NewChain(c);
+      return;
+    }
+    const KernelChain& k = it->second;
+    if (k.base != c.base() ||
+        (c.base() && (k.type != c.type || k.hook != c.hook || k.priority != c.priority))) {
+      // A hook cannot be changed in place: the chain is deleted and made again.
+      w.RemakeChain(c);
+    } else {
+      bool same = k.fingerprints.size() == c.rules.size();
+      for (size_t i = 0; same && i < c.rules.size(); ++i) {
+        same = k.fingerprints[i] == Fingerprint(c.rules[i]);
+      }
+      if (!same) w.RewriteChain(c);
+    }
+    kchains.erase(it);
+  };
+  for (const Chain& c : RenderBaseChains(layout_)) reconcile_chain(c);
+
+  // Slot blocks: the kernel's are kept where they still fit; others are allocated beyond every
+  // block the kernel has (so that no block is handed out twice).
   for (int f = 0; f < 2; ++f) {
     blocks_[f].clear();
     slots_[f].Clear();
     for (const auto& [key, block] : recovered[f]) slots_[f].Reserve(block);
   }
-  for (const ServiceObjects& s : services) {
+  std::set<uint32_t> wanted_shards[2];
+  std::set<std::string> wanted_sets;
+  std::map<IpAddress, int> cluster_refs, hairpin_refs;
+  // Every Service, one at a time: rendered, bound to its blocks, compared, written, dropped.
+  for (const auto& [key, svc] : desired.services) {
+    ServiceObjects s = RenderService(*svc, layout_);
     for (const BlockNeed& n : EndpointBlockNeeds(s)) {
       const int f = FamilyIndex(n.family);
       auto it = recovered[f].find(n.key);
       if (it != recovered[f].end() && it->second.capacity >= n.count) {
         blocks_[f][n.key] = it->second;
         recovered[f].erase(it);
+      } else {
+        blocks_[f][n.key] = slots_[f].Allocate(n.count);
       }
     }
-  }
-  for (const ServiceObjects& s : services) {
-    for (const BlockNeed& n : EndpointBlockNeeds(s)) {
-      const int f = FamilyIndex(n.family);
-      if (!blocks_[f].contains(n.key)) blocks_[f][n.key] = slots_[f].Allocate(n.count);
-    }
-  }
-  for (int f = 0; f < 2; ++f) {
-    for (const auto& [key, block] : recovered[f]) to_free.emplace_back(f, block);
-  }
-  for (ServiceObjects& s : services) {
-    BindEndpointBlocks(s, [&](IpFamily f, const std::string& key) {
-      const SlotAllocator::Block& b = blocks_[FamilyIndex(f)].at(key);
+    BindEndpointBlocks(s, [&](IpFamily f, const std::string& k) {
+      const SlotAllocator::Block& b = blocks_[FamilyIndex(f)].at(k);
       return std::make_pair(b.offset, b.capacity);
     });
-  }
-
-  Plan plan;
-  plan.create_table = !table_exists;
-  // Chains: static and per Service.
-  std::set<std::string> wanted_chains;
-  auto reconcile_chain = [&](const Chain& c) {
-    wanted_chains.insert(c.name);
-    auto it = kchains.find(c.name);
-    if (it == kchains.end()) {
-      plan.new_chains.push_back(&c);
-      return;
-    }
-    const KernelChain& k = it->second;
-    if (k.base != c.base() || (c.base() && (k.type != c.type || k.hook != c.hook ||
-                                            k.priority != c.priority))) {
-      // A hook cannot be changed in place: the chain is deleted and made again.
-      plan.remake_chains.push_back(c.name);
-      plan.new_chains.push_back(&c);
-      return;
-    }
-    bool same = k.fingerprints.size() == c.rules.size();
-    for (size_t i = 0; same && i < c.rules.size(); ++i) {
-      same = k.fingerprints[i] == Fingerprint(c.rules[i]);
-    }
-    if (!same) plan.rewrite_chains.push_back(&c);
-  };
-  for (const Chain& c : base) reconcile_chain(c);
-  std::set<std::string> wanted_sets;
-  std::map<IpAddress, int> cluster_refs, hairpin_refs;
-  for (const ServiceObjects& s : services) {
     for (const Chain& c : s.chains) reconcile_chain(c);
     for (const AffinitySet& a : s.affinity_sets) {
       wanted_sets.insert(a.name);
-      if (!ksets.contains(a.name)) plan.new_sets.push_back(&a);
+      if (!ksets.contains(a.name)) w.NewAffinitySet(a);
+    }
+    for (const Element& e : s.elements) {
+      auto& have = kelems[MapName(e.key.map, e.key.family)];
+      auto it = have.find(Bytes(ElementKeyBytes(e.key)));
+      if (it == have.end()) {
+        w.AddElement(e);
+      } else {
+        if (it->second != e.verdict) {
+          w.DeleteElement(Element{e.key, it->second});
+          w.AddElement(e);
+        }
+        have.erase(it);
+      }
+    }
+    for (const EndpointSlot& slot : s.slots) {
+      const int f = FamilyIndex(slot.family);
+      wanted_shards[f].insert(SlotShard(slot.slot));
+      auto it = kslots[f].find(slot.slot);
+      if (it == kslots[f].end()) {
+        w.AddSlot(slot);
+      } else {
+        if (it->second != Bytes(SlotDataBytes(slot.target))) {
+          w.DeleteSlot(slot.family, slot.slot);
+          w.AddSlot(slot);
+        }
+        kslots[f].erase(it);
+      }
     }
     for (const IpAddress& ip : s.cluster_ips) ++cluster_refs[ip];
     for (const IpAddress& ip : s.hairpin_ips) ++hairpin_refs[ip];
   }
-  for (const auto& [name, k] : kchains) {
-    if (!wanted_chains.contains(name)) plan.delete_chains.push_back(name);
-  }
-  for (const std::string& name : ksets) {
-    if (IsAffinitySet(name) && !wanted_sets.contains(name)) plan.delete_sets.push_back(name);
+  std::vector<std::pair<int, SlotAllocator::Block>> to_free;
+  for (int f = 0; f < 2; ++f) {
+    for (const auto& [key, block] : recovered[f]) to_free.emplace_back(f, block);
   }
 
-  // Elements of the verdict maps.
-  std::unordered_map<std::string, std::set<std::string>> wanted_keys;
-  for (const ServiceObjects& s : services) {
-    for (const Element& e : s.elements) {
-      const std::string map = MapName(e.key.map, e.key.family);
-      std::string key = Bytes(ElementKeyBytes(e.key));
-      auto& have = kelems[map];
-      auto it = have.find(key);
-      if (it == have.end()) {
-        plan.element_adds.push_back(e);
-      } else if (it->second != e.verdict) {
-        plan.element_deletes.push_back(Element{e.key, it->second});
-        plan.element_adds.push_back(e);
-      }
-      wanted_keys[map].insert(std::move(key));
-    }
+  // What nobody claimed goes: chains, affinity sets, map elements (decoded back from their key
+  // bytes), slots of maps that stay, and the maps nobody uses.
+  for (const auto& [name, k] : kchains) w.RemoveChain(name);
+  for (const std::string& name : ksets) {
+    if (IsAffinitySet(name) && !wanted_sets.contains(name)) w.RemoveSet(name);
   }
-  // Kernel elements nobody wants: deleted by their raw key (decoded back to an ElementKey).
   for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+    const size_t alen = f == IpFamily::kV4 ? 4 : 16;
     for (MapId m : kAllMaps) {
-      const std::string map = MapName(m, f);
-      const auto& wanted = wanted_keys[map];
-      for (const auto& [key, verdict] : kelems[map]) {
-        if (wanted.contains(key)) continue;
+      for (const auto& [key, verdict] : kelems[MapName(m, f)]) {
         ElementKey k{.map = m, .family = f};
         size_t off = 0;
-        const size_t alen = f == IpFamily::kV4 ? 4 : 16;
         if (MapHasAddress(m)) {
           if (key.size() < alen) continue;
-          if (f == IpFamily::kV4) {
-            in_addr a;
-            std::memcpy(&a, key.data(), 4);
-            k.ip = IpAddress::V4(a);
-          } else {
-            in6_addr a;
-            std::memcpy(&a, key.data(), 16);
-            k.ip = IpAddress::V6(a);
-          }
+          k.ip = AddressFromBytes(f, key.data());
           off = alen;
         }
         if (key.size() < off + 8) continue;
@@ -563,37 +647,42 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
           case IPPROTO_SCTP: k.proto = api::Protocol::kSctp; break;
           default: k.proto = api::Protocol::kTcp; break;
         }
-        k.port = static_cast<uint16_t>(static_cast<uint8_t>(key[off + 4]) << 8 | static_cast<uint8_t>(key[off + 5]));
+        k.port = static_cast<uint16_t>(static_cast<uint8_t>(key[off + 4]) << 8 |
+                                       static_cast<uint8_t>(key[off + 5]));
         if (Bytes(ElementKeyBytes(k)) != key) continue;  // not something we could have written
-        plan.element_deletes.push_back(Element{k, verdict});
+        w.DeleteElement(Element{k, verdict});
       }
     }
+    const int fi = FamilyIndex(f);
+    for (uint32_t shard : wanted_shards[fi]) {
+      if (!kshards[fi].contains(shard)) w.NewShard(f, shard);
+    }
+    for (uint32_t shard : kshards[fi]) {
+      if (!wanted_shards[fi].contains(shard)) w.RemoveSet(EndpointsMapName(f, shard));
+    }
+    for (const auto& [slot, data] : kslots[fi]) {
+      // Slots of a map that goes away go with it.
+      if (wanted_shards[fi].contains(SlotShard(slot))) w.DeleteSlot(f, slot);
+    }
+    shards_[fi] = wanted_shards[fi];
   }
   // Members of the shared sets.
   auto reconcile_members = [&](SetId set, const std::set<IpAddress>& wanted) {
     for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
-      const std::string name = SetName(set, f);
-      auto& have = kelems[name];
-      std::set<std::string> wanted_bytes;
+      auto& have = kelems[SetName(set, f)];
       for (const IpAddress& ip : wanted) {
         if (ip.family() != f) continue;
-        std::string key = Bytes(MemberKeyBytes(set, ip));
-        if (!have.contains(key)) plan.member_adds.emplace_back(set, ip);
-        wanted_bytes.insert(std::move(key));
+        auto it = have.find(Bytes(MemberKeyBytes(set, ip)));
+        if (it == have.end()) {
+          w.AddMember(set, ip);
+        } else {
+          have.erase(it);
+        }
       }
       for (const auto& [key, v] : have) {
-        if (wanted_bytes.contains(key) || key.size() < (f == IpFamily::kV4 ? 4u : 16u)) continue;
-        IpAddress ip;
-        if (f == IpFamily::kV4) {
-          in_addr a;
-          std::memcpy(&a, key.data(), 4);
-          ip = IpAddress::V4(a);
-        } else {
-          in6_addr a;
-          std::memcpy(&a, key.data(), 16);
-          ip = IpAddress::V6(a);
-        }
-        if (Bytes(MemberKeyBytes(set, ip)) == key) plan.member_deletes.emplace_back(set, ip);
+        if (key.size() < (f == IpFamily::kV4 ? 4u : 16u)) continue;
+        const IpAddress ip = AddressFromBytes(f, key.data());
+        if (Bytes(MemberKeyBytes(set, ip)) == key) w.DeleteMember(set, ip);
       }
     }
   };
@@ -606,119 +695,37 @@ void NftablesBackend::FullSync(const state::NodeState& desired) {
     reconcile_members(SetId::kNodePortIps, NodePortIps(desired));
   }
 
-  // Endpoint slots, and the maps that hold them.
-  for (int fi = 0; fi < 2; ++fi) {
-    const IpFamily family = fi == 0 ? IpFamily::kV4 : IpFamily::kV6;
-    std::set<uint32_t> wanted_shards;
-    for (const ServiceObjects& s : services) {
-      for (const EndpointSlot& slot : s.slots) {
-        if (FamilyIndex(slot.family) == fi) wanted_shards.insert(SlotShard(slot.slot));
-      }
-    }
-    for (uint32_t shard : wanted_shards) {
-      if (!kshards[fi].contains(shard)) plan.new_shards.emplace_back(family, shard);
-    }
-    for (uint32_t shard : kshards[fi]) {
-      if (!wanted_shards.contains(shard)) plan.delete_sets.push_back(EndpointsMapName(family, shard));
-    }
-    shards_[fi] = wanted_shards;
-    std::set<std::string> wanted;
-    for (const ServiceObjects& s : services) {
-      for (const EndpointSlot& slot : s.slots) {
-        if (FamilyIndex(slot.family) != fi) continue;
-        std::string key = Bytes(SlotKeyBytes(slot.slot));
-        auto it = kslots[fi].find(key);
-        const std::string data = Bytes(SlotDataBytes(slot.target));
-        if (it == kslots[fi].end()) {
-          plan.slot_adds.push_back(slot);
-        } else if (it->second != data) {
-          plan.slot_deletes.push_back(slot);
-          plan.slot_adds.push_back(slot);
-        }
-        wanted.insert(std::move(key));
-      }
-    }
-    for (const auto& [key, data] : kslots[fi]) {
-      if (wanted.contains(key) || key.size() != 4) continue;
-      uint32_t slot;
-      std::memcpy(&slot, key.data(), 4);
-      // Slots of a map that goes away go with it.
-      if (!wanted_shards.contains(SlotShard(slot))) continue;
-      plan.slot_deletes.push_back(EndpointSlot{family, slot, DnatTarget{}});
-    }
-  }
-
-  // Static sets that are missing (a fresh table, or one taken apart by hand) are created.
-  bool static_sets_missing = !table_exists;
-  for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
-    for (MapId m : kAllMaps) static_sets_missing |= !ksets.contains(MapName(m, f));
-    static_sets_missing |= !ksets.contains(SetName(SetId::kClusterIps, f));
-    static_sets_missing |= !ksets.contains(SetName(SetId::kHairpin, f));
-    if (!layout_.nodeports_on_all_local_addresses) {
-      static_sets_missing |= !ksets.contains(SetName(SetId::kNodePortIps, f));
-    }
-  }
-  if (static_sets_missing) plan.create_table = true;  // table + sets: idempotent adds
-
-  Send(plan, true);
+  nft::Batch batch = w.Finish(stats_);
+  SendBatch(batch, true);
   cluster_ip_refs_ = std::move(cluster_refs);
   hairpin_refs_ = std::move(hairpin_refs);
   for (const auto& [f, block] : to_free) slots_[f].Free(block);
 }
 
 void NftablesBackend::Send(Plan& plan, bool full) {
-  stats_ = SyncStats{.full = full};
-  if (plan.empty()) return;
-  nft::Batch batch;
-  if (plan.create_table) {
-    AddTable(batch);
-    AddStaticSets(batch, layout_);
-  }
-  // 0. Base chains made again (nothing refers to a base chain).
-  for (const std::string& name : plan.remake_chains) {
-    batch.FlushChain(NFPROTO_INET, kTable, name);
-    DeleteChain(batch, name);
-  }
-  // 1. Chains that are new exist (empty) before anything refers to them.
-  for (const Chain* c : plan.new_chains) AddChain(batch, *c);
-  for (const AffinitySet* s : plan.new_sets) AddAffinitySet(batch, *s);
-  for (const auto& [f, shard] : plan.new_shards) AddEndpointsMap(batch, f, shard);
-  // 2. Elements and members that go away.
-  {
-    // Written a few thousand at a time: libnftnl's element objects are large, the messages not.
-    ChunkedElements w(batch, false);
-    for (const Element& e : plan.element_deletes) w->Add(e), w.Added();
-    for (const auto& [set, ip] : plan.member_deletes) w->AddMember(set, ip), w.Added();
-    for (const EndpointSlot& slot : plan.slot_deletes) w->AddSlotKey(slot.family, slot.slot), w.Added();
-  }
-  // 3. Rules.
-  for (const Chain* c : plan.rewrite_chains) {
-    batch.FlushChain(NFPROTO_INET, kTable, c->name);
-    for (const Rule& r : c->rules) AppendRule(batch, c->name, r);
-  }
-  for (const Chain* c : plan.new_chains) {
-    for (const Rule& r : c->rules) AppendRule(batch, c->name, r);
-  }
-  // 4. Elements and members that come.
-  {
-    ChunkedElements w(batch, true);
-    for (const Element& e : plan.element_adds) w->Add(e), w.Added();
-    for (const auto& [set, ip] : plan.member_adds) w->AddMember(set, ip), w.Added();
-    for (const EndpointSlot& slot : plan.slot_adds) w->AddSlot(slot), w.Added();
-  }
-  // 5. Chains that go: emptied first, so that none still jumps to another when it is deleted.
-  for (const std::string& name : plan.delete_chains) {
-    batch.FlushChain(NFPROTO_INET, kTable, name);
-  }
-  for (const std::string& name : plan.delete_chains) DeleteChain(batch, name);
-  for (const std::string& name : plan.delete_sets) DeleteSet(batch, name);
+  TransactionWriter w(layout_);
+  if (plan.create_table) w.CreateTable();
+  for (const Chain* c : plan.new_chains) w.NewChain(*c);
+  for (const Chain* c : plan.rewrite_chains) w.RewriteChain(*c);
+  for (const std::string& name : plan.delete_chains) w.RemoveChain(name);
+  for (const AffinitySet* a : plan.new_sets) w.NewAffinitySet(*a);
+  for (const std::string& name : plan.delete_sets) w.RemoveSet(name);
+  for (const auto& [f, shard] : plan.new_shards) w.NewShard(f, shard);
+  for (const Element& e : plan.element_deletes) w.DeleteElement(e);
+  for (const Element& e : plan.element_adds) w.AddElement(e);
+  for (const auto& [set, ip] : plan.member_deletes) w.DeleteMember(set, ip);
+  for (const auto& [set, ip] : plan.member_adds) w.AddMember(set, ip);
+  for (const EndpointSlot& slot : plan.slot_deletes) w.DeleteSlot(slot.family, slot.slot);
+  for (const EndpointSlot& slot : plan.slot_adds) w.AddSlot(slot);
+  nft::Batch batch = w.Finish(stats_);
+  SendBatch(batch, full);
+}
 
+void NftablesBackend::SendBatch(nft::Batch& batch, bool full) {
+  stats_.full = full;
   stats_.messages = batch.message_count();
   stats_.bytes = batch.size_bytes();
-  stats_.chains_written = plan.new_chains.size() + plan.rewrite_chains.size();
-  stats_.chains_deleted = plan.delete_chains.size() + plan.remake_chains.size();
-  stats_.elements_changed = plan.element_adds.size() + plan.element_deletes.size() +
-                            plan.slot_adds.size() + plan.slot_deletes.size();
+  if (batch.empty()) return;
   SLOG_V(2) << "nftables: " << (full ? "full" : "partial") << " sync transaction: "
             << stats_.messages << " messages, " << stats_.bytes << " bytes, "
             << stats_.chains_written << " chains written, " << stats_.chains_deleted

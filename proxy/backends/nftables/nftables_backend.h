@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "dataplane/nft/batch.h"
 #include "dataplane/nft/nft_socket.h"
 #include "proxy/backend.h"
 #include "proxy/backends/nftables/layout.h"
@@ -84,6 +85,7 @@ class NftablesBackend : public Backend {
   void FullSync(const state::NodeState& desired);
   void PartialSync(const state::NodeStateChange& change);
   void Send(Plan& plan, bool full);
+  void SendBatch(nft::Batch& batch, bool full);
   std::set<IpAddress> NodePortIps(const state::NodeState& desired) const;
 
   NftablesOptions options_;
