@@ -52,7 +52,7 @@ Endpoint ReadEndpoint(FieldReader& r, JsonObject e, AddressType type) {
     ep.conditions.serving = r.Bool(*c, "serving");
     ep.conditions.terminating = r.Bool(*c, "terminating");
   }
-  if (auto v = r.String(e, "hostname")) ep.hostname = *v;
+  if (auto v = r.String(e, "hostname")) ep.hostname = std::string(*v);
   if (auto v = r.String(e, "nodeName")) ep.node_name = *v;
   if (auto v = r.String(e, "zone")) ep.zone = *v;
   if (auto h = r.Object(e, "hints")) {

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/boxed.h"
 #include "common/ip_address.h"
 #include "controlplane/api/json_dom.h"
 #include "controlplane/api/object_meta.h"
@@ -58,11 +59,12 @@ struct Endpoint {
   // FQDN slices: the names, unparsed.
   std::vector<std::string> fqdn_addresses;
   EndpointConditions conditions;
-  std::optional<std::string> hostname;
+  // Usually empty, and held for every endpoint of every slice: boxed (a pointer when empty).
+  Boxed<std::string> hostname;
   std::optional<std::string> node_name;  // local iff equal to this node's name
   std::optional<std::string> zone;
-  std::optional<EndpointHints> hints;
-  std::optional<ObjectReference> target_ref;
+  Boxed<EndpointHints> hints;
+  Boxed<ObjectReference> target_ref;
 
   bool operator==(const Endpoint&) const = default;
 };

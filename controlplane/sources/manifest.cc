@@ -385,7 +385,7 @@ const std::string* StringMember(const Json& obj, const char* key) {
 
 class DocumentReader {
  public:
-  explicit DocumentReader(ManifestFile& out) : out_(out) {}
+  DocumentReader(ManifestFile& out, bool trim) : out_(out), trim_(trim) {}
 
   void Document(Json doc, const ManifestOrigin& origin) {
     if (doc.is_null()) return;  // an empty document (or only comments)
@@ -468,12 +468,14 @@ class DocumentReader {
           auto s = std::make_shared<api::Service>(api::ParseService(obj));
           api::Validate(*s);
           WarnWithoutClusterIp(*s, origin);
+          if (trim_) api::TrimForProxy(*s);
           mo.value = ServicePtr(std::move(s));
           break;
         }
         case api::Kind::kEndpointSlice: {
           auto s = std::make_shared<api::EndpointSlice>(api::ParseEndpointSlice(obj));
           api::Validate(*s);
+          if (trim_) api::TrimForProxy(*s);
           mo.value = EndpointSlicePtr(std::move(s));
           break;
         }
@@ -515,6 +517,7 @@ class DocumentReader {
   }
 
   ManifestFile& out_;
+  bool trim_;
 };
 
 std::string_view StripBom(std::string_view text) {
@@ -559,10 +562,10 @@ bool ManifestObject::SameValue(const ManifestObject& other) const {
 
 std::string ManifestNote::ToString() const { return message + " (" + origin.ToString() + ")"; }
 
-ManifestFile ParseManifest(std::string_view text, std::string_view file) {
+ManifestFile ParseManifest(std::string_view text, std::string_view file, bool trim_for_proxy) {
   ManifestFile out;
   text = StripBom(text);
-  DocumentReader reader(out);
+  DocumentReader reader(out, trim_for_proxy);
   auto origin = [&file](size_t document) {
     return ManifestOrigin{std::string(file), document, std::nullopt};
   };

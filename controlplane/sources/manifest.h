@@ -81,6 +81,9 @@ inline constexpr size_t kMaxManifestValues = 1'000'000;
 // Parses `text`, the contents of `file` (used only to name origins). JSON when the first
 // non-space character is `{` or `[` (an array holds one object per element), YAML otherwise, with
 // YAML 1.2 core-schema typing of plain scalars (`port: 80` is a number, `port: "80"` a string).
-ManifestFile ParseManifest(std::string_view text, std::string_view file);
+// `trim_for_proxy`: Services and EndpointSlices keep only what a proxy reads
+// (api::TrimForProxy), as the API source's informers store them.
+ManifestFile ParseManifest(std::string_view text, std::string_view file,
+                           bool trim_for_proxy = false);
 
 }  // namespace sluice::sources

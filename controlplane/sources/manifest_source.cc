@@ -15,8 +15,17 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/sha512.h"
 
 namespace sluice::sources {
+
+ManifestSource::ContentDigest ManifestSource::Digest(std::string_view text) {
+  ContentDigest d;
+  d.size = text.size();
+  const Sha512::Digest full = Sha512::Hash(text);
+  std::copy_n(full.begin(), d.hash.size(), d.hash.begin());
+  return d;
+}
 
 namespace {
 
@@ -392,10 +401,11 @@ ManifestSource::ReadOutcome ManifestSource::Refresh(const std::string& name, Fil
     return ReadOutcome::kUnchanged;
   }
   entry.read_at_ns = read_at;
-  if (!is_new && content == entry.content) return ReadOutcome::kUnchanged;
-  entry.content = std::move(content);
+  const ContentDigest digest = Digest(content);
+  if (!is_new && digest == entry.content) return ReadOutcome::kUnchanged;
+  entry.content = digest;
 
-  ManifestFile parsed = ParseManifest(entry.content, path);
+  ManifestFile parsed = ParseManifest(content, path, /*trim_for_proxy=*/true);
   ++files_parsed_;
   if (parsed.failed()) {
     ++files_failed_;

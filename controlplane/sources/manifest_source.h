@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -92,11 +93,20 @@ class ManifestSource {
     int64_t ctime_ns = 0;
     bool operator==(const FileStamp&) const = default;
   };
+  // Size and SHA-512 prefix of a file's text: equal digests are equal texts.
+  struct ContentDigest {
+    size_t size = 0;
+    std::array<uint8_t, 32> hash{};
+    bool operator==(const ContentDigest&) const = default;
+  };
+  static ContentDigest Digest(std::string_view text);
+
   struct FileEntry {
     FileStamp stamp;
-    // The file's content when last read, and when that was: a write in the same timestamp tick
-    // as our read leaves the stamp equal, so a stamp that recent is not trusted.
-    std::string content;
+    // The file's content when last read (its digest: the text itself would double what a large
+    // manifest directory costs), and when that was: a write in the same timestamp tick as our
+    // read leaves the stamp equal, so a stamp that recent is not trusted.
+    ContentDigest content;
     int64_t read_at_ns = 0;
     std::vector<ManifestObject> objects;  // the last good parse
     bool failed = false;                  // the current content was refused
