@@ -383,6 +383,75 @@ TEST(NftablesBackendKernel, ANewInstanceAdoptsTheTableWithoutRewritingIt) {
   });
 }
 
+// One TCP segment with `flags` from 10.244.9.2:40000 to 10.244.1.2:8080, through the node;
+// returns whether a raw socket in the endpoint namespace saw it.
+bool ForwardedTcpSegment(const Topology& t, uint8_t flags) {
+  std::unique_ptr<Fd> rx;
+  {
+    Netns::Scope scope(t.ep1);
+    rx = std::make_unique<Fd>(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP));
+  }
+  std::unique_ptr<Fd> tx;
+  {
+    Netns::Scope scope(t.client);
+    tx = std::make_unique<Fd>(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP));
+  }
+  if (rx->fd < 0 || tx->fd < 0) throw std::runtime_error("raw sockets");
+  // A bare TCP header; the kernel adds the IP header. Checksum over the pseudo-header.
+  uint8_t tcp[20] = {};
+  tcp[0] = 40000 >> 8, tcp[1] = 40000 & 0xff, tcp[2] = 8080 >> 8, tcp[3] = 8080 & 0xff;
+  tcp[7] = 1;  // sequence number 1
+  tcp[12] = 5 << 4;
+  tcp[13] = flags;
+  tcp[14] = 0xff, tcp[15] = 0xff;  // window
+  const uint8_t pseudo[12] = {10, 244, 9, 2, 10, 244, 1, 2, 0, IPPROTO_TCP, 0, 20};
+  uint32_t sum = 0;
+  for (int i = 0; i < 12; i += 2) sum += (pseudo[i] << 8) | pseudo[i + 1];
+  for (int i = 0; i < 20; i += 2) sum += (tcp[i] << 8) | tcp[i + 1];
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  const uint16_t check = static_cast<uint16_t>(~sum);
+  tcp[16] = check >> 8, tcp[17] = check & 0xff;
+  sockaddr_in to = Addr("10.244.1.2", 8080);
+  if (sendto(tx->fd, tcp, sizeof tcp, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+    throw std::runtime_error("sendto raw");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{rx->fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1) continue;
+    uint8_t buf[128];
+    const ssize_t n = recv(rx->fd, buf, sizeof buf, 0);
+    if (n < 40) continue;
+    const size_t ihl = (buf[0] & 0x0f) * 4u;
+    if (static_cast<size_t>(n) >= ihl + 20 && buf[ihl] == tcp[0] && buf[ihl + 1] == tcp[1] &&
+        buf[ihl + 13] == flags) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(NftablesBackendKernel, ConntrackInvalidPacketsAreDroppedInForward) {
+  SLUICE_IN_FRESH_NETNS([] {
+    Topology t;
+    constexpr uint8_t kSyn = 0x02, kFin = 0x01;
+    // Without our table a SYN+FIN is forwarded like any segment.
+    EXPECT_TRUE(ForwardedTcpSegment(t, kSyn | kFin));
+    NftablesBackend b(Options());
+    state::NodeState st;
+    FullSync(b, st);
+    EXPECT_FALSE(ForwardedTcpSegment(t, kSyn | kFin)) << "conntrack marks SYN+FIN invalid";
+    EXPECT_TRUE(ForwardedTcpSegment(t, kSyn)) << "a plain SYN still passes";
+    // And it is that rule that drops it: without it, the invalid segment passes again.
+    const std::string chain = Nft({"-a", "list", "chain", "inet", "sluice-proxy", "filter-forward"});
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(chain, m, std::regex("ct state invalid drop # handle ([0-9]+)")))
+        << chain;
+    Nft({"delete", "rule", "inet", "sluice-proxy", "filter-forward", "handle", m[1]});
+    EXPECT_TRUE(ForwardedTcpSegment(t, kSyn | kFin));
+  });
+}
+
 TEST(NftablesBackendKernel, AFailedTransactionLeavesThePreviousRulesInForce) {
   SLUICE_IN_FRESH_NETNS([] {
     Topology t;
