@@ -504,38 +504,40 @@ uint64_t Fingerprint(const Rule& rule) {
   return h == 0 ? 1 : h;
 }
 
-uint64_t ReadFingerprint(std::span<const uint8_t> udata) {
+namespace {
+
+// The value of the first user data TLV of `type` (1 byte type, 1 byte length, value) with
+// `length` bytes, or an empty span.
+std::span<const uint8_t> FindUdata(std::span<const uint8_t> udata, uint8_t type, size_t length) {
   size_t i = 0;
   while (i + 2 <= udata.size()) {
-    const uint8_t type = udata[i];
+    const uint8_t t = udata[i];
     const uint8_t len = udata[i + 1];
     if (i + 2 + len > udata.size()) break;
-    if (type == kFingerprintUdataType && len == 8) {
-      uint64_t v;
-      std::memcpy(&v, udata.data() + i + 2, 8);
-      return v;
-    }
+    if (t == type && len == length) return udata.subspan(i + 2, len);
     i += 2 + len;
   }
-  return 0;
+  return {};
+}
+
+}  // namespace
+
+uint64_t ReadFingerprint(std::span<const uint8_t> udata) {
+  std::span<const uint8_t> v = FindUdata(udata, kFingerprintUdataType, 8);
+  if (v.empty()) return 0;
+  uint64_t fp;
+  std::memcpy(&fp, v.data(), 8);
+  return fp;
 }
 
 std::optional<RuleBlock> ReadBlock(std::span<const uint8_t> udata) {
-  size_t i = 0;
-  while (i + 2 <= udata.size()) {
-    const uint8_t type = udata[i];
-    const uint8_t len = udata[i + 1];
-    if (i + 2 + len > udata.size()) break;
-    if (type == kBlockUdataType && len == 9) {
-      RuleBlock b;
-      b.block = udata[i + 2];
-      std::memcpy(&b.offset, udata.data() + i + 3, 4);
-      std::memcpy(&b.capacity, udata.data() + i + 7, 4);
-      return b;
-    }
-    i += 2 + len;
-  }
-  return std::nullopt;
+  std::span<const uint8_t> v = FindUdata(udata, kBlockUdataType, 9);
+  if (v.empty()) return std::nullopt;
+  RuleBlock b;
+  b.block = v[0];
+  std::memcpy(&b.offset, v.data() + 1, 4);
+  std::memcpy(&b.capacity, v.data() + 5, 4);
+  return b;
 }
 
 void AddTable(nft::Batch& batch) { batch.AddTable(*nft::MakeTable(NFPROTO_INET, kTable)); }
