@@ -72,9 +72,11 @@ uint16_t CreateFlags(IfExists if_exists) {
 
 Batch::Batch() {
   // BEGIN is not a message of ours (no ACK, no description); its seq is set in Send().
-  const nlmsghdr* begin = nftnl_batch_begin(Next(), 0);
-  chunks_.back().used = NLMSG_ALIGN(begin->nlmsg_len);
-  size_ = chunks_.back().used;
+  // BEGIN lives apart from the messages: chunks are allocated only once a message comes (a
+  // transaction written in parts has several batches, most of them small or empty).
+  const nlmsghdr* begin = nftnl_batch_begin(begin_, 0);
+  begin_len_ = NLMSG_ALIGN(begin->nlmsg_len);
+  size_ = begin_len_;
 }
 Batch::Batch(Batch&&) noexcept = default;
 Batch& Batch::operator=(Batch&&) noexcept = default;
@@ -84,7 +86,7 @@ char* Batch::Next() {
   if (chunks_.empty() || chunks_.back().capacity - chunks_.back().used < kMessageRoom) {
     // The first chunk starts small: most batches are a handful of messages.
     const size_t capacity = chunks_.empty() ? kMessageRoom * 2 : kChunkSize;
-    chunks_.push_back(Chunk{std::make_unique_for_overwrite<char[]>(capacity), 0, capacity, 0});
+    chunks_.push_back(Chunk{std::make_unique_for_overwrite<char[]>(capacity), 0, capacity});
   }
   return chunks_.back().data.get() + chunks_.back().used;
 }
@@ -106,17 +108,13 @@ size_t Batch::Commit(std::string description) {
 
 void Batch::Append(Batch&& other) {
   if (other.descriptions_.empty()) return;
-  // The first chunk of `other` starts with its BEGIN message: skip it.
-  Chunk& first = other.chunks_.front();
-  const auto* begin = reinterpret_cast<const nlmsghdr*>(first.data.get());
-  first.start = NLMSG_ALIGN(begin->nlmsg_len);
-  size_ += other.size_ - first.start;
+  size_ += other.size_ - other.begin_len_;
   for (Chunk& c : other.chunks_) chunks_.push_back(std::move(c));
   descriptions_.insert(descriptions_.end(), std::make_move_iterator(other.descriptions_.begin()),
                        std::make_move_iterator(other.descriptions_.end()));
   other.chunks_.clear();
   other.descriptions_.clear();
-  other.size_ = 0;
+  other.size_ = other.begin_len_;
 }
 
 size_t Batch::AddTable(const nftnl_table& table, IfExists if_exists) {
@@ -260,18 +258,18 @@ void Batch::Send(NftSocket& socket) {
   nftnl_batch_end(end_message, base + static_cast<uint32_t>(count) + 1);
   const size_t end_len = NLMSG_ALIGN(reinterpret_cast<nlmsghdr*>(end_message)->nlmsg_len);
   std::vector<iovec> iov;
+  reinterpret_cast<nlmsghdr*>(begin_)->nlmsg_seq = base;
+  iov.push_back(iovec{begin_, begin_len_});
   {
-    uint32_t seq = base;
+    uint32_t seq = base + 1;
     for (Chunk& chunk : chunks_) {
-      size_t offset = chunk.start;
+      size_t offset = 0;
       while (offset < chunk.used) {
         auto* message = reinterpret_cast<nlmsghdr*>(chunk.data.get() + offset);
         message->nlmsg_seq = seq++;
         offset += NLMSG_ALIGN(message->nlmsg_len);
       }
-      if (chunk.used > chunk.start) {
-        iov.push_back(iovec{chunk.data.get() + chunk.start, chunk.used - chunk.start});
-      }
+      if (chunk.used > 0) iov.push_back(iovec{chunk.data.get(), chunk.used});
     }
     iov.push_back(iovec{end_message, end_len});
   }

@@ -75,8 +75,9 @@ class Batch {
     std::unique_ptr<char[]> data;
     size_t used = 0;
     size_t capacity = 0;
-    size_t start = 0;  // where its messages begin (past the BEGIN of a batch appended)
   };
+  alignas(8) char begin_[64] = {};  // the BEGIN message (a netlink header and nfgenmsg)
+  size_t begin_len_ = 0;
   std::vector<Chunk> chunks_;
   size_t size_ = 0;
   std::vector<std::string> descriptions_;

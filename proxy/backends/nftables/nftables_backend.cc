@@ -134,9 +134,12 @@ IpAddress AddressFromBytes(IpFamily f, const void* bytes) {
 
 
 // The difference between what one Service had and what it needs now.
+// Changes to the reference counts of shared-set members, applied only once the transaction
+// that follows from them is in (copying the counts per sync would cost O(Services)).
+using RefDeltas = std::map<IpAddress, int>;
 void DiffService(const ServiceObjects& before, const ServiceObjects& after,
-                 NftablesBackend::Plan& plan, std::map<IpAddress, int>& cluster_refs,
-                 std::map<IpAddress, int>& hairpin_refs);
+                 NftablesBackend::Plan& plan, RefDeltas& cluster_deltas,
+                 RefDeltas& hairpin_deltas);
 
 }  // namespace
 
@@ -157,36 +160,35 @@ void NftablesBackend::Sync(const state::NodeState& desired, const state::NodeSta
 
 namespace {
 
-void CountRefs(std::map<IpAddress, int>& refs, const std::vector<IpAddress>& ips, int delta,
-               SetId set, std::vector<std::pair<SetId, IpAddress>>& adds,
-               std::vector<std::pair<SetId, IpAddress>>& deletes) {
-  for (const IpAddress& ip : ips) {
+void CountRefs(RefDeltas& deltas, const std::vector<IpAddress>& ips, int delta) {
+  for (const IpAddress& ip : ips) deltas[ip] += delta;
+}
+
+// Members that appear (count 0 -> positive) or disappear (positive -> 0) with `deltas`.
+void MembersFromDeltas(const std::map<IpAddress, int>& refs, const RefDeltas& deltas, SetId set,
+                       NftablesBackend::Plan& plan) {
+  for (const auto& [ip, d] : deltas) {
+    if (d == 0) continue;
+    auto it = refs.find(ip);
+    const int old = it == refs.end() ? 0 : it->second;
+    const int now = old + d;
+    if (old == 0 && now > 0) plan.member_adds.emplace_back(set, ip);
+    if (old > 0 && now <= 0) plan.member_deletes.emplace_back(set, ip);
+  }
+}
+
+void ApplyDeltas(std::map<IpAddress, int>& refs, const RefDeltas& deltas) {
+  for (const auto& [ip, d] : deltas) {
+    if (d == 0) continue;
     int& n = refs[ip];
-    const int old = n;
-    n += delta;
-    if (old == 0 && n > 0) {
-      // Re-added after a delete in the same plan: cancel the delete instead.
-      auto it = std::find(deletes.begin(), deletes.end(), std::make_pair(set, ip));
-      if (it != deletes.end()) {
-        deletes.erase(it);
-      } else {
-        adds.emplace_back(set, ip);
-      }
-    } else if (old > 0 && n == 0) {
-      auto it = std::find(adds.begin(), adds.end(), std::make_pair(set, ip));
-      if (it != adds.end()) {
-        adds.erase(it);
-      } else {
-        deletes.emplace_back(set, ip);
-      }
-    }
-    if (n == 0) refs.erase(ip);
+    n += d;
+    if (n <= 0) refs.erase(ip);
   }
 }
 
 void DiffService(const ServiceObjects& before, const ServiceObjects& after,
-                 NftablesBackend::Plan& plan, std::map<IpAddress, int>& cluster_refs,
-                 std::map<IpAddress, int>& hairpin_refs) {
+                 NftablesBackend::Plan& plan, RefDeltas& cluster_deltas,
+                 RefDeltas& hairpin_deltas) {
   std::unordered_map<std::string_view, const Chain*> old_chains;
   for (const Chain& c : before.chains) old_chains.emplace(c.name, &c);
   for (const Chain& c : after.chains) {
@@ -250,14 +252,10 @@ void DiffService(const ServiceObjects& before, const ServiceObjects& after,
     for (const auto& [key, e] : old_slots) plan.slot_deletes.push_back(*e);
   }
 
-  CountRefs(cluster_refs, before.cluster_ips, -1, SetId::kClusterIps, plan.member_adds,
-            plan.member_deletes);
-  CountRefs(cluster_refs, after.cluster_ips, +1, SetId::kClusterIps, plan.member_adds,
-            plan.member_deletes);
-  CountRefs(hairpin_refs, before.hairpin_ips, -1, SetId::kHairpin, plan.member_adds,
-            plan.member_deletes);
-  CountRefs(hairpin_refs, after.hairpin_ips, +1, SetId::kHairpin, plan.member_adds,
-            plan.member_deletes);
+  CountRefs(cluster_deltas, before.cluster_ips, -1);
+  CountRefs(cluster_deltas, after.cluster_ips, +1);
+  CountRefs(hairpin_deltas, before.hairpin_ips, -1);
+  CountRefs(hairpin_deltas, after.hairpin_ips, +1);
 }
 
 }  // namespace
@@ -308,14 +306,15 @@ void NftablesBackend::PartialSync(const state::NodeStateChange& change) {
     }
     rendered.emplace_back(std::move(before), std::move(after));
   }
-  auto cluster_refs = cluster_ip_refs_;
-  auto hairpin_refs = hairpin_refs_;
+  RefDeltas cluster_deltas, hairpin_deltas;
   for (const auto& [before, after] : rendered) {
-    DiffService(before, after, plan, cluster_refs, hairpin_refs);
+    DiffService(before, after, plan, cluster_deltas, hairpin_deltas);
   }
+  MembersFromDeltas(cluster_ip_refs_, cluster_deltas, SetId::kClusterIps, plan);
+  MembersFromDeltas(hairpin_refs_, hairpin_deltas, SetId::kHairpin, plan);
   Send(plan, false);
-  cluster_ip_refs_ = std::move(cluster_refs);
-  hairpin_refs_ = std::move(hairpin_refs);
+  ApplyDeltas(cluster_ip_refs_, cluster_deltas);
+  ApplyDeltas(hairpin_refs_, hairpin_deltas);
   // Reused only from the next sync on: this one still wrote them (deletes) in its transaction.
   for (const auto& [f, block] : to_free) slots_[f].Free(block);
 }
