@@ -193,6 +193,7 @@ bool Agent::Sync(proxy::SyncTrigger trigger) {
   const state::NodeState& desired = tracker_.state();
   health_.SetNodeEligible(
       proxy::IsNodeEligible(desired.node.being_deleted, desired.node.taint_keys));
+  UpdateDerived(change);
   try {
     backend_->Sync(desired, change);
   } catch (const std::exception& e) {
@@ -202,8 +203,8 @@ bool Agent::Sync(proxy::SyncTrigger trigger) {
     return false;
   }
   needs_full_sync_ = false;
-  AfterKernelSync(change);
   const int64_t end_ns = SteadyNowNs();
+  AfterKernelSync(change);
   ++syncs_;
   RecordSyncMetrics(change, static_cast<double>(end_ns - start_ns) / 1e9, full);
   SLOG_V(1) << "sync " << syncs_ << " (" << proxy::SyncTriggerName(trigger)
@@ -230,20 +231,48 @@ void Agent::AfterKernelSync(const state::NodeStateChange& change) {
       }
     }
   }
-  if (service_health_) {
+  if (service_health_ && (health_changed_ || change.full)) {
     // One server per health check node port; the count is the Service's local ready endpoints
     // (the larger of its families' when dual-stack).
     std::map<uint16_t, proxy::ServiceHealthServers::Entry> wanted;
-    for (const auto& [key, svc] : tracker_.state().services) {
-      for (const auto& p : svc->ports) {
-        if (p.health_check_node_port == 0 || !p.external_policy_local) continue;
-        auto& e = wanted[p.health_check_node_port];
-        e.namespace_name = p.name.namespace_name;
-        e.name = p.name.name;
-        e.local_endpoints = std::max(e.local_endpoints, p.local_ready_endpoints);
+    for (const auto& [key, entries] : health_by_service_) {
+      for (const auto& [port, entry] : entries) {
+        auto& e = wanted[port];
+        e.namespace_name = entry.namespace_name;
+        e.name = entry.name;
+        e.local_endpoints = std::max(e.local_endpoints, entry.local_endpoints);
       }
     }
     service_health_->Sync(wanted);
+    health_changed_ = false;
+  }
+}
+
+void Agent::UpdateDerived(const state::NodeStateChange& change) {
+  // Per-Service contributions, replaced for the Services the change lists: the work per sync
+  // follows the change, not the number of Services.
+  for (const auto& diff : change.services) {
+    if (health_by_service_.erase(diff.key) > 0) health_changed_ = true;
+    no_local_by_service_.erase(diff.key);
+    if (!diff.after) continue;
+    std::vector<std::pair<uint16_t, proxy::ServiceHealthServers::Entry>> health;
+    std::vector<std::pair<IpFamily, bool>> no_local;
+    for (const auto& p : diff.after->ports) {
+      if (p.health_check_node_port != 0 && p.external_policy_local) {
+        health.emplace_back(p.health_check_node_port,
+                            proxy::ServiceHealthServers::Entry{p.name.namespace_name, p.name.name,
+                                                               p.local_ready_endpoints});
+      }
+      if (p.has_any_endpoints && p.local_endpoints.empty()) {
+        if (p.internal_policy_local) no_local.emplace_back(p.family, true);
+        if (p.external_policy_local) no_local.emplace_back(p.family, false);
+      }
+    }
+    if (!health.empty()) {
+      health_by_service_[diff.key] = std::move(health);
+      health_changed_ = true;
+    }
+    if (!no_local.empty()) no_local_by_service_[diff.key] = std::move(no_local);
   }
 }
 
@@ -254,14 +283,10 @@ void Agent::RecordSyncMetrics(const state::NodeStateChange& change, double secon
   metrics_.service_changes_pending.Set(static_cast<double>(cluster_.PendingServiceEvents()));
   metrics_.endpoint_changes_pending.Set(static_cast<double>(cluster_.PendingEndpointEvents()));
 
-  // Services with a Local policy and no local endpoint, per family and policy.
+  // Service ports with a Local policy and no local endpoint, per family and policy.
   std::map<std::pair<IpFamily, bool>, double> no_local;
-  for (const auto& [key, svc] : tracker_.state().services) {
-    for (const auto& p : svc->ports) {
-      if (!p.has_any_endpoints) continue;
-      if (p.internal_policy_local && p.local_endpoints.empty()) no_local[{p.family, true}] += 1;
-      if (p.external_policy_local && p.local_endpoints.empty()) no_local[{p.family, false}] += 1;
-    }
+  for (const auto& [key, entries] : no_local_by_service_) {
+    for (const auto& e : entries) no_local[e] += 1;
   }
   for (IpFamily f : families_) {
     const std::string& fam = proxy::IpFamilyLabel(f);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -55,6 +56,7 @@ class Agent {
   bool Sync(proxy::SyncTrigger trigger);
   void OnClusterChange();
   void AfterKernelSync(const state::NodeStateChange& change);
+  void UpdateDerived(const state::NodeStateChange& change);
   void RecordSyncMetrics(const state::NodeStateChange& change, double seconds, bool full);
 
   AgentConfig config_;
@@ -72,6 +74,13 @@ class Agent {
   // table stale UDP entries are deleted from after each sync.
   std::unique_ptr<proxy::ServiceHealthServers> service_health_;
   std::unique_ptr<conntrack::ConntrackTable> conntrack_;
+  // Derived from NodeState per Service and kept up to date from each change: the health check
+  // node ports, and the (family, internal?) pairs of ports with a Local policy and no local
+  // endpoint (a metric).
+  std::map<std::string, std::vector<std::pair<uint16_t, proxy::ServiceHealthServers::Entry>>>
+      health_by_service_;
+  std::map<std::string, std::vector<std::pair<IpFamily, bool>>> no_local_by_service_;
+  bool health_changed_ = false;
   std::unique_ptr<proxy::SyncRunner> runner_;
   std::unique_ptr<sources::ApiSource> api_source_;
   std::unique_ptr<sources::ManifestSource> manifest_source_;
