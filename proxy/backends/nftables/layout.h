@@ -11,7 +11,7 @@
 // live in maps from slot number to `addr . port`, each port owning a block of slots
 // [K, K + capacity). So a Service costs one map element per destination and per endpoint and one
 // or two chains, and a change to one Service touches only its own objects: a one-endpoint change
-// is one slot rewritten. (A map per rule would make the kernel look each one up by name in a
+// rewrites slots only. (A map per rule would make the kernel look each one up by name in a
 // list of all sets: loading 10,000 of them takes 20 s.)
 // Per-endpoint chains exist only for ClientIP session affinity (a timeout set per endpoint).
 #pragma once
