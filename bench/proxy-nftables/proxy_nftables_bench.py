@@ -718,6 +718,7 @@ def peer_iptables(args, tool, text_path):
     for r in range(args.runs):
         settle()
         ns = NETNS.add(f"ipt{r}")
+        t = time.perf_counter()
         try:
             s, _ = timed(ns, [tool, "-w", "5", "--noflush", "--counters"], text_path,
                          timeout=args.peer_timeout)
@@ -726,7 +727,11 @@ def peer_iptables(args, tool, text_path):
             return runs, f"stopped after {args.peer_timeout:.0f} s"
         except RuntimeError as e:  # a peer's failure is a figure too; the bench goes on
             log(f"  {tool} failed: {e}")
-            return runs, f"failed: {str(e)[-200:]}"
+            m = re.search(r"exit (-?\d+)", str(e))
+            code = int(m.group(1)) if m else None
+            why = (f"killed by signal {-code}" if code is not None and code < 0
+                   else f"exit {code}" if code is not None else str(e)[-200:])
+            return runs, f"failed after {time.perf_counter() - t:.0f} s: {why}"
         finally:
             NETNS.delete(ns)
         runs.append(s * 1000)
@@ -850,7 +855,9 @@ def report(res, args):
             value = med(res[key])
             label = f"{tool}, kube-proxy rules" + (f" ({note})" if note else
                                                    f" (median of {len(res[key])})")
-            if value is None and note:  # stopped: what it took at least
+            if value is None and note and note.startswith("failed"):
+                rows.append(("", "", f"{tool}, kube-proxy rules: {note[:60]}", "-", "-"))
+            elif value is None and note:  # stopped: what it took at least
                 value = args.peer_timeout * 1000
                 rows.append(("", "", label, "> " + ms(value), "< " + ratio(ours_full, value)))
             else:
