@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "common/log.h"
 #include "controlplane/kube/kubeconfig.h"
+#include "controlplane/state/pod_network.h"
 #include "controlplane/sources/api_source.h"
 #include "controlplane/sources/manifest_source.h"
 #include "proxy/backends/dryrun/dry_run_backend.h"
@@ -51,6 +53,15 @@ std::unique_ptr<proxy::Backend> MakeBackend(const AgentConfig& c, std::ostream& 
   throw ConfigError("--proxy-mode=" + std::string(ToString(c.proxy_mode)) +
                     ": this backend is not part of this build yet; run with --dry-run to see "
                     "what would be programmed");
+}
+
+PodNetworkOptions PodNetworkOptionsOf(const AgentConfig& c) {
+  PodNetworkOptions o;
+  o.conf_dir = c.cni_conf_dir;
+  o.bin_dirs = c.cni_bin_dirs;
+  o.ipam_data_dir = c.cni_ipam_data_dir;
+  o.bridge = c.pod_bridge;
+  return o;
 }
 
 std::string NodeName(const AgentConfig& config) {
@@ -122,6 +133,15 @@ void Agent::Start() {
         SLOG_WARN << "conntrack: " << e.what()
                   << "; stale UDP entries will not be cleared after endpoint changes";
       }
+      if (config_.pod_network) {
+        try {
+          pod_network_ = std::make_unique<PodNetwork>(PodNetworkOptionsOf(config_));
+        } catch (const std::exception& e) {
+          throw ConfigError(std::string("--pod-network: ") + e.what());
+        }
+      }
+    } else if (config_.pod_network) {
+      SLOG_WARN << "--pod-network: not applied with --dry-run";
     }
 
     proxy::SyncRunnerOptions ro;
@@ -139,7 +159,8 @@ void Agent::Start() {
       client.kubeconfig = config_.kubeconfig;
       client.master = config_.master;
       api_source_ = std::make_unique<sources::ApiSource>(
-          kube::ApiConnection::Open(kube::BuildRestConfig(client)), cluster_);
+          kube::ApiConnection::Open(kube::BuildRestConfig(client)), cluster_,
+          /*all_nodes=*/pod_network_ != nullptr);
     }
     // As kube-proxy's sync loop does when it starts: from here on a queued change that is not
     // synced within the health timeout (say, the first sync never succeeds) makes /healthz 503.
@@ -205,6 +226,7 @@ bool Agent::Sync(proxy::SyncTrigger trigger) {
   needs_full_sync_ = false;
   const int64_t end_ns = SteadyNowNs();
   AfterKernelSync(change);
+  const bool pod_network_ok = SyncPodNetwork(full);
   ++syncs_;
   RecordSyncMetrics(change, static_cast<double>(end_ns - start_ns) / 1e9, full);
   SLOG_V(1) << "sync " << syncs_ << " (" << proxy::SyncTriggerName(trigger)
@@ -214,7 +236,25 @@ bool Agent::Sync(proxy::SyncTrigger trigger) {
                                     " us after the first change"
                               : std::string())
             << "; " << backend_->name() << " in " << (end_ns - computed_ns) / 1000 << " us";
-  return true;
+  return pod_network_ok;
+}
+
+bool Agent::SyncPodNetwork(bool full) {
+  if (!pod_network_) return true;
+  const std::vector<state::NodePtr> nodes = cluster_.Nodes();
+  const state::PodNetworkState desired = state::ComputePodNetwork(
+      nodes, node_name_, config_.cluster_cidrs,
+      std::set<IpFamily>(families_.begin(), families_.end()));
+  try {
+    pod_network_->Apply(desired, full || pod_network_failed_);
+    pod_network_failed_ = false;
+    return true;
+  } catch (const std::exception& e) {
+    // The proxy's rules are in; the runner retries (with backoff) and the next try repairs all.
+    SLOG_ERROR << e.what();
+    pod_network_failed_ = true;
+    return false;
+  }
 }
 
 void Agent::AfterKernelSync(const state::NodeStateChange& change) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "agent/agent_config.h"
+#include "agent/pod_network.h"
 #include "dataplane/conntrack/conntrack.h"
 #include "controlplane/state/cluster_state.h"
 #include "controlplane/state/node_state_tracker.h"
@@ -30,6 +31,8 @@ namespace sluice::agent {
 
 // The node name kube-proxy would use: --hostname-override, else the host name, lower-cased.
 std::string NodeName(const AgentConfig& config);
+// The pod network options of the config's --pod-network flags.
+PodNetworkOptions PodNetworkOptionsOf(const AgentConfig& config);
 // The backend --proxy-mode (or --dry-run) selects. Throws ConfigError when it cannot be made.
 std::unique_ptr<proxy::Backend> MakeBackend(const AgentConfig& config, std::ostream& dry_run_out);
 
@@ -56,6 +59,8 @@ class Agent {
   bool Sync(proxy::SyncTrigger trigger);
   void OnClusterChange();
   void AfterKernelSync(const state::NodeStateChange& change);
+  // Applies the pod network for the current Nodes; false when part of it failed (logged).
+  bool SyncPodNetwork(bool full);
   void UpdateDerived(const state::NodeStateChange& change);
   void RecordSyncMetrics(const state::NodeStateChange& change, double seconds, bool full);
 
@@ -74,6 +79,8 @@ class Agent {
   // table stale UDP entries are deleted from after each sync.
   std::unique_ptr<proxy::ServiceHealthServers> service_health_;
   std::unique_ptr<conntrack::ConntrackTable> conntrack_;
+  // --pod-network: the node's CNI conflist, routes to other nodes' pods, egress masquerade.
+  std::unique_ptr<PodNetwork> pod_network_;
   // Derived from NodeState per Service and kept up to date from each change: the health check
   // node ports, and the (family, internal?) pairs of ports with a Local policy and no local
   // endpoint (a metric).
@@ -85,6 +92,7 @@ class Agent {
   std::unique_ptr<sources::ApiSource> api_source_;
   std::unique_ptr<sources::ManifestSource> manifest_source_;
   bool needs_full_sync_ = true;
+  bool pod_network_failed_ = false;
   uint64_t syncs_ = 0;
   // steady_clock nanoseconds of the first change not yet synced; 0 when none is pending.
   std::atomic<int64_t> pending_since_ns_{0};

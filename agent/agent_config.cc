@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -65,6 +66,21 @@ cxxopts::Options BuildOptions() {
               "Remove everything the backend of --proxy-mode programmed on this node and "
               "exit.",
               flag());
+  o.add_options("Pod network")(
+      "pod-network",
+      "Also run this node's pod network: write the CNI conflist for the Node's podCIDRs, "
+      "route every other node's pod CIDRs via its InternalIP (host-gw) and masquerade pod "
+      "traffic leaving the cluster.",
+      flag())("cni-conf-dir", "Where --pod-network writes 10-sluice.conflist.",
+              str("/etc/cni/net.d"), "DIR")(
+      "cni-bin-dir",
+      "CNI plugin directories, colon- or comma-separated: portmap is chained when found there.",
+      str("/opt/cni/bin"), "DIRS")("cni-ipam-data-dir",
+                                   "host-local's dataDir in the conflist (default: the "
+                                   "plugin's own, /var/lib/cni/networks).",
+                                   str(""), "DIR")(
+      "pod-bridge", "The bridge the conflist's bridge plugin attaches pods to.", str("cni0"),
+      "NAME");
   o.add_options("Serving")("healthz-bind-address",
                            "IP:port of the /healthz and /livez server; empty disables it.",
                            str("0.0.0.0:10256"), "ADDR")(
@@ -412,7 +428,7 @@ std::chrono::milliseconds ParseDuration(const std::string& text, const std::stri
   return std::chrono::milliseconds(static_cast<int64_t>(total_ms + 0.5));
 }
 
-std::string Usage() { return BuildOptions().help({"Sources", "Proxy", "Serving", "Other"}); }
+std::string Usage() { return BuildOptions().help({"Sources", "Proxy", "Pod network", "Serving", "Other"}); }
 
 void ApplyConfigFile(const std::string& path, const std::string& text, AgentConfig& config) {
   YAML::Node root;
@@ -496,12 +512,29 @@ std::optional<AgentConfig> ParseCommandLine(int argc, const char* const* argv) {
   if (given("ip-families")) ApplyFamilies(s("ip-families"), "--ip-families", c);
   if (given("dry-run")) c.dry_run = r["dry-run"].as<bool>();
   if (given("cleanup")) c.cleanup = r["cleanup"].as<bool>();
+  if (given("pod-network")) c.pod_network = r["pod-network"].as<bool>();
+  if (given("cni-conf-dir")) c.cni_conf_dir = s("cni-conf-dir");
+  if (given("cni-bin-dir")) {
+    c.cni_bin_dirs.clear();
+    std::string dirs = s("cni-bin-dir");
+    std::replace(dirs.begin(), dirs.end(), ':', ',');
+    c.cni_bin_dirs = SplitList(dirs);
+  }
+  if (given("cni-ipam-data-dir")) c.cni_ipam_data_dir = s("cni-ipam-data-dir");
+  if (given("pod-bridge")) c.pod_bridge = s("pod-bridge");
   if (given("healthz-bind-address")) c.healthz_bind_address = s("healthz-bind-address");
   if (given("metrics-bind-address")) c.metrics_bind_address = s("metrics-bind-address");
   if (given("verbosity")) c.verbosity = r["verbosity"].as<int>();
 
   CheckBindAddress(c.healthz_bind_address, "--healthz-bind-address");
   CheckBindAddress(c.metrics_bind_address, "--metrics-bind-address");
+  if (c.pod_network) {
+    if (c.cni_conf_dir.empty()) throw ConfigError("--cni-conf-dir: must not be empty");
+    if (c.pod_bridge.empty() || c.pod_bridge.size() > 15) {
+      throw ConfigError("--pod-bridge: \"" + c.pod_bridge +
+                        "\" is not a link name (1 to 15 characters)");
+    }
+  }
   if (c.sync_period.count() <= 0) throw ConfigError("--sync-period: must be positive");
   if (c.min_sync_period > c.sync_period) {
     throw ConfigError("--min-sync-period: must not exceed --sync-period");

@@ -45,6 +45,13 @@ struct AgentConfig {
   bool cleanup = false;  // --cleanup: remove what the backend programmed, then exit
   bool ipv4 = true;  // families proxied
   bool ipv6 = true;
+  // --pod-network: the agent also writes the node's CNI conflist, routes other nodes' pod CIDRs
+  // and masquerades pod egress (agent/pod_network.h).
+  bool pod_network = false;
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  std::vector<std::string> cni_bin_dirs = {"/opt/cni/bin"};
+  std::string cni_ipam_data_dir;  // host-local's dataDir; "" = the plugin's default
+  std::string pod_bridge = "cni0";
   int verbosity = 0;
   std::string config_file;
 

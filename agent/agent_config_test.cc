@@ -195,3 +195,28 @@ TEST(AgentConfig, HelpListsEveryFlag) {
 
 }  // namespace
 }  // namespace sluice::agent
+
+namespace sluice::agent {
+namespace {
+
+TEST(AgentConfig, PodNetworkFlags) {
+  AgentConfig d = Parse({});
+  EXPECT_FALSE(d.pod_network);
+  EXPECT_EQ(d.cni_conf_dir, "/etc/cni/net.d");
+  EXPECT_EQ(d.cni_bin_dirs, std::vector<std::string>{"/opt/cni/bin"});
+  EXPECT_EQ(d.pod_bridge, "cni0");
+  AgentConfig c = Parse({"--pod-network", "--cni-conf-dir=/x/net.d", "--cni-bin-dir",
+                         "/a/bin:/b/bin,/c", "--cni-ipam-data-dir=/x/ipam", "--pod-bridge=br9"});
+  EXPECT_TRUE(c.pod_network);
+  EXPECT_EQ(c.cni_conf_dir, "/x/net.d");
+  EXPECT_EQ(c.cni_bin_dirs, (std::vector<std::string>{"/a/bin", "/b/bin", "/c"}));
+  EXPECT_EQ(c.cni_ipam_data_dir, "/x/ipam");
+  EXPECT_EQ(c.pod_bridge, "br9");
+  EXPECT_NE(ParseError({"--pod-network", "--pod-bridge=0123456789abcdef"}).find("--pod-bridge"),
+            std::string::npos);
+  EXPECT_NE(ParseError({"--pod-network", "--cni-conf-dir="}).find("--cni-conf-dir"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::agent

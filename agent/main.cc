@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   if (config->cleanup) {
     try {
       agent::MakeBackend(*config, std::cout)->Cleanup();
+      if (config->pod_network) agent::PodNetwork(agent::PodNetworkOptionsOf(*config)).Cleanup();
     } catch (const std::exception& e) {
       SLOG_ERROR << "cleanup: " << e.what();
       return 1;

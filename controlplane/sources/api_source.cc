@@ -50,11 +50,20 @@ kube::EventHandlers<api::Node> ApiSource::NodeHandlers() {
   return h;
 }
 
-ApiSource::ApiSource(const kube::ApiConnection& connection, state::ClusterState& cluster)
+namespace {
+kube::ReflectorOptions NodesToWatch(const state::ClusterState& cluster, bool all_nodes) {
+  kube::ReflectorOptions o = kube::NodeOptions(cluster.node_name());
+  if (all_nodes) o.field_selector.clear();
+  return o;
+}
+}  // namespace
+
+ApiSource::ApiSource(const kube::ApiConnection& connection, state::ClusterState& cluster,
+                     bool all_nodes)
     : cluster_(cluster),
       services_(connection, kube::ServiceOptions(), ServiceHandlers()),
       slices_(connection, kube::EndpointSliceOptions(), SliceHandlers()),
-      node_(connection, kube::NodeOptions(cluster.node_name()), NodeHandlers()) {
+      node_(connection, NodesToWatch(cluster, all_nodes), NodeHandlers()) {
   cluster_.RegisterSource(kServices);
   cluster_.RegisterSource(kEndpointSlices);
   cluster_.RegisterSource(kNode);

@@ -1,5 +1,5 @@
 // The Kubernetes API source: kube-proxy's three informers (Services and EndpointSlices with its
-// label selector, and this node's own Node) feeding ClusterState. The objects the informers store
+// label selector, and this node's own Node, or every Node for the pod network) feeding ClusterState. The objects the informers store
 // are shared with ClusterState, not copied. Each informer is a ClusterState source, so the first
 // sync waits until all three have listed.
 #pragma once
@@ -13,7 +13,9 @@ namespace sluice::sources {
 
 class ApiSource {
  public:
-  ApiSource(const kube::ApiConnection& connection, state::ClusterState& cluster);
+  // `all_nodes`: watch every Node (the pod network routes to each), not only this node's.
+  ApiSource(const kube::ApiConnection& connection, state::ClusterState& cluster,
+            bool all_nodes = false);
   ~ApiSource();
   ApiSource(const ApiSource&) = delete;
   ApiSource& operator=(const ApiSource&) = delete;

@@ -434,6 +434,7 @@ std::vector<Route> ListRoutes(const Socket& s, IpFamily family, int index) {
     route.table = static_cast<int>(rtnl_route_get_table(r));
     route.scope = rtnl_route_get_scope(r);
     route.metric = rtnl_route_get_priority(r);
+    route.protocol = rtnl_route_get_protocol(r);
     if (rtnl_route_get_nnexthops(r) > 0) {
       rtnl_nexthop* nh = rtnl_route_nexthop_n(r, 0);
       route.index = rtnl_route_nh_get_ifindex(nh);
@@ -452,7 +453,7 @@ RoutePtr BuildRoute(const Route& r) {
   rtnl_route_set_family(route.get(), r.dst.address().af());
   rtnl_route_set_dst(route.get(), dst.get());
   rtnl_route_set_table(route.get(), r.table ? static_cast<uint32_t>(r.table) : uint32_t{RT_TABLE_MAIN});
-  rtnl_route_set_protocol(route.get(), RTPROT_BOOT);
+  rtnl_route_set_protocol(route.get(), r.protocol ? r.protocol : uint8_t{RTPROT_BOOT});
   rtnl_route_set_type(route.get(), RTN_UNICAST);
   int scope = r.scope >= 0 ? r.scope : (r.gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
   rtnl_route_set_scope(route.get(), static_cast<uint8_t>(scope));

@@ -150,6 +150,8 @@ struct Route {
   uint32_t metric = 0;
   unsigned mtu = 0;
   unsigned advmss = 0;
+  // rtm_protocol: who installed the route (listing reports it; 0 adds it as "boot", RTPROT_BOOT).
+  uint8_t protocol = 0;
 };
 std::vector<Route> ListRoutes(const Socket& s, IpFamily family, int index /* 0 = all */);
 void AddRoute(const Socket& s, const Route& r);  // EEXIST as exists()
