@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""proxy_nftables_bench: sluice-agent's nftables backend, side by side with `nft -f` of the same
-ruleset and with kube-proxy's iptables layout through iptables-restore, at 1,000, 10,000 and
-30,000 ClusterIP Services of 10 endpoints each. Per size:
+"""proxy_nftables_bench: sluice-agent's nftables backend against nft -f, iptables-restore, direct.
+
+Side by side with `nft -f` of the same ruleset and with kube-proxy's iptables layout through
+iptables-restore, at 1,000, 10,000 and 30,000 ClusterIP Services of 10 endpoints each. Per size:
 
   1. full sync: the agent's first sync (its "nftables in N us": NodeState to kernel, every ACK
      received), against `nft -f` of the very table the agent made (listed back from its netns)
@@ -202,9 +203,8 @@ def timed(ns, argv, stdin_path=None, timeout=None):
     return elapsed, r
 
 
-def ns_run(ns, argv, check=True, text_input=None):
-    r = subprocess.run(["ip", "netns", "exec", ns] + argv, capture_output=True, text=True,
-                       input=text_input)
+def ns_run(ns, argv, check=True):
+    r = subprocess.run(["ip", "netns", "exec", ns] + argv, capture_output=True, text=True)
     if check and r.returncode != 0:
         raise RuntimeError(f"[{ns}] {' '.join(argv)} -> exit {r.returncode}: {r.stderr.strip()}")
     return r
@@ -699,7 +699,7 @@ def connection_rate(args, size, node_ns):
     return rounds, [client, ep]
 
 
-def peer_nft_full(args, listing_path, work):
+def peer_nft_full(args, listing_path):
     """`nft -f` of the agent's table into fresh namespaces; the last one is kept loaded."""
     runs, ns = [], None
     for r in range(args.runs):
@@ -780,7 +780,7 @@ def bench_size(args, size, work, res):
     NETNS.delete(agent.ns, *extra_ns)
 
     # 1b + 2b. nft -f of the same table, then the same changes as nft transactions.
-    res["nft_full_ms"], peer = peer_nft_full(args, listing_path, work)
+    res["nft_full_ms"], peer = peer_nft_full(args, listing_path)
     settle()
     res["nft_change_ms"] = []
     for c in res["changes"]:
@@ -833,7 +833,7 @@ def ratio(a, b):
     if a is None or not b:
         return "-"
     r = a / b
-    return (f"{r:.4f}" if r < 0.01 else f"{r:.3f}" if r < 10 else f"{r:,.0f}") + "x"
+    return (f"{r:.2g}" if r < 0.01 else f"{r:.3f}" if r < 10 else f"{r:,.0f}") + "x"
 
 
 def report(res, args):
@@ -1003,8 +1003,10 @@ def main():
             report(results[-1], args)
             write_json(args, meta, results)
         return 0
-    except KeyboardInterrupt:
-        log("interrupted; cleaning up")
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e or 'Ctrl-C'}); cleaning up")
+        if results:
+            results[-1]["error"] = f"interrupted ({e or 'Ctrl-C'})"
         return 130
     except RuntimeError as e:
         log(f"error: {e}")
