@@ -116,8 +116,9 @@ std::string RenderConflist(const PodNetworkOptions& options, const state::PodNet
     plugins.push_back(
         Json{{"type", "portmap"}, {"capabilities", Json{{"portMappings", true}}}});
   }
+  // One version, no "cniVersions" list: libcni >= 1.2 would pick the list's highest, which
+  // every chained plugin must then support (Debian's portmap stops at 1.0.0).
   Json conf = {{"cniVersion", "1.0.0"},
-               {"cniVersions", Json::array({"0.3.1", "0.4.0", "1.0.0", "1.1.0"})},
                {"name", PodNetwork::kNetworkName},
                {"plugins", plugins}};
   return conf.dump(2) + "\n";

@@ -34,14 +34,14 @@ bool Serves(const ServicePortState& p) {
 class Collector {
  public:
   void Add(conntrack::FlowFilter f) {
-    auto key = std::make_tuple(f.family, f.orig_dst, f.orig_dst_port, f.reply_src);
+    auto key = std::make_tuple(f.family, f.orig_dst, f.orig_dst_port, f.reply_src, f.not_dnated);
     if (seen_.insert(key).second) out_.push_back(std::move(f));
   }
   std::vector<conntrack::FlowFilter> Take() { return std::move(out_); }
 
  private:
   std::set<std::tuple<IpFamily, std::optional<IpAddress>, std::optional<uint16_t>,
-                      std::optional<IpAddress>>>
+                      std::optional<IpAddress>, bool>>
       seen_;
   std::vector<conntrack::FlowFilter> out_;
 };
@@ -95,11 +95,13 @@ std::vector<conntrack::FlowFilter> StaleUdpFlowFilters(const state::NodeStateCha
           auto f = Udp(new_port.family);
           f.orig_dst = dst;
           f.orig_dst_port = new_port.port;
+          f.not_dnated = true;
           out.Add(std::move(f));
         }
         if (new_port.node_port != 0) {
           auto f = Udp(new_port.family);
           f.orig_dst_port = new_port.node_port;
+          f.not_dnated = true;
           out.Add(std::move(f));
         }
       }

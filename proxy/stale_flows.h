@@ -15,8 +15,9 @@ namespace sluice::proxy {
 // - each endpoint it no longer uses: entries to any of the port's destinations (ClusterIP,
 //   ExternalIPs, LoadBalancer IPs: address + reply source; NodePort: port + reply source) that
 //   were DNATed to that endpoint;
-// - a port that had no endpoints and now has some: every entry to its destinations (a client
-//   may hold one that was never DNATed, made while the Service had no endpoint).
+// - a port that had no endpoints and now has some: entries to its destinations that were never
+//   DNATed (made while the Service had no endpoint, or before its rules); flows the new rules
+//   already DNATed to an endpoint between the sync and this cleanup are left alone.
 std::vector<conntrack::FlowFilter> StaleUdpFlowFilters(const state::NodeStateChange& change);
 
 }  // namespace sluice::proxy

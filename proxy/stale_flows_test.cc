@@ -58,8 +58,8 @@ TEST(StaleUdpFlows, AnEndpointGoneClearsWhatWasDnatedToIt) {
 TEST(StaleUdpFlows, FirstEndpointsClearEntriesMadeWithoutAnEndpoint) {
   EXPECT_EQ(Text(StaleUdpFlowFilters(One(Dns({}), Dns({Ep("10.244.1.3", 5353)})))),
             (std::vector<std::string>{
-                "udp ipv4 orig_dst=10.96.0.10 orig_dst_port=53",
-                "udp ipv4 orig_dst=192.0.2.7 orig_dst_port=53",
+                "udp ipv4 orig_dst=10.96.0.10 orig_dst_port=53 not_dnated",
+                "udp ipv4 orig_dst=192.0.2.7 orig_dst_port=53 not_dnated",
             }));
 }
 

@@ -130,7 +130,8 @@ class FilterIndex {
       Validate(filter);
       const uint8_t fields = (filter.orig_dst ? kOrigDst : 0) |
                              (filter.orig_dst_port ? kOrigDstPort : 0) |
-                             (filter.reply_src ? kReplySrc : 0);
+                             (filter.reply_src ? kReplySrc : 0) |
+                             (filter.not_dnated ? kNotDnated : 0);
       if (std::find(field_sets_.begin(), field_sets_.end(), fields) == field_sets_.end()) {
         field_sets_.push_back(fields);
       }
@@ -142,7 +143,9 @@ class FilterIndex {
   }
 
   bool Matches(const Flow& flow) const {
+    const bool dnated = flow.reply.src != flow.original.dst;
     for (uint8_t fields : field_sets_) {
+      if ((fields & kNotDnated) && dnated) continue;
       Key key{flow.protocol,
               flow.original.dst.family(),
               fields,
@@ -163,6 +166,7 @@ class FilterIndex {
   static constexpr uint8_t kOrigDst = 1;
   static constexpr uint8_t kOrigDstPort = 2;
   static constexpr uint8_t kReplySrc = 4;
+  static constexpr uint8_t kNotDnated = 8;
 
   // Fields not in `fields` hold their zero value.
   struct Key {
@@ -250,7 +254,8 @@ bool FlowFilter::Matches(const Flow& flow) const {
   return flow.protocol == protocol && flow.original.dst.family() == family &&
          (!orig_dst || flow.original.dst == *orig_dst) &&
          (!orig_dst_port || flow.original.dst_port == *orig_dst_port) &&
-         (!reply_src || flow.reply.src == *reply_src);
+         (!reply_src || flow.reply.src == *reply_src) &&
+         (!not_dnated || flow.reply.src == flow.original.dst);
 }
 
 std::string FlowFilter::ToString() const {
@@ -258,6 +263,7 @@ std::string FlowFilter::ToString() const {
   if (orig_dst) text += " orig_dst=" + orig_dst->ToString();
   if (orig_dst_port) text += " orig_dst_port=" + std::to_string(*orig_dst_port);
   if (reply_src) text += " reply_src=" + reply_src->ToString();
+  if (not_dnated) text += " not_dnated";
   return text;
 }
 

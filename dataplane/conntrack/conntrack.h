@@ -64,6 +64,10 @@ struct FlowFilter {
   std::optional<IpAddress> orig_dst;
   std::optional<uint16_t> orig_dst_port;
   std::optional<IpAddress> reply_src;
+  // Only entries that were not DNATed: the reply comes from the address the client sent to
+  // (a packet that was rejected, dropped or sent before any rule existed). kube-proxy clears
+  // these when a Service gets its first endpoint, leaving flows already DNATed alone.
+  bool not_dnated = false;
 
   bool Matches(const Flow& flow) const;
   // "udp ipv4 orig_dst=10.96.0.10 orig_dst_port=53"

@@ -311,6 +311,31 @@ TEST_P(ConntrackKernelTest, DeletesByServiceIpAndPort) {
   });
 }
 
+// When a Service gets its first endpoint only entries that were never DNATed go: a flow the
+// new rules already sent to an endpoint is left alone.
+TEST_P(ConntrackKernelTest, NotDnatedSparesDnatedFlows) {
+  const IpFamily family = GetParam();
+  SLUICE_IN_FRESH_NETNS([family] {
+    SetUpServiceNetwork();
+    const Addresses a = AddressesFor(family);
+    ServiceFlows flows(a);
+    ConntrackTable table;
+
+    FlowFilter dnated = Udp(family);
+    dnated.orig_dst = a.service_a;
+    dnated.orig_dst_port = 53;
+    dnated.not_dnated = true;
+    EXPECT_EQ(table.Delete(dnated), 0u);
+    FlowFilter direct = Udp(family);
+    direct.orig_dst = a.endpoint_1;
+    direct.orig_dst_port = 5353;
+    direct.not_dnated = true;
+    EXPECT_EQ(table.DeleteAll(std::vector<FlowFilter>{dnated, direct}), 1u);
+    EXPECT_EQ(ClientPorts(table.List(family, IPPROTO_UDP), a.client),
+              (std::set<uint16_t>{kUdpToServiceADns, kUdpToServiceAHttp, kUdpToServiceBDns}));
+  });
+}
+
 // kube-proxy's ClearEntriesForIP: every UDP entry to a Service IP.
 TEST_P(ConntrackKernelTest, DeletesByServiceIp) {
   const IpFamily family = GetParam();
