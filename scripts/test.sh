@@ -11,6 +11,8 @@ echo "== release build"
 ./scripts/build.sh release
 echo "== release tests"
 ctest --test-dir build --output-on-failure --timeout 900
+echo "== conformance suite (every backend, the mini-cluster in network namespaces)"
+SLUICE_BUILD_DIR="$PWD/build" ./e2e/conformance --keep-going --report=build/conformance.jsonl
 
 echo "== sanitizer build (ASan+UBSan, clang)"
 ./scripts/build.sh sanitize

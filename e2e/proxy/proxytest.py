@@ -35,12 +35,7 @@ atexit hook and SIGINT/SIGTERM handlers, also after failures. Nothing touches th
 namespace. `python3 -m proxy.proxytest sweep` (from e2e/) removes what a SIGKILLed run left.
 """
 
-import atexit
 import collections
-import concurrent.futures
-import ctypes
-import errno
-import http.client
 import itertools
 import os
 import random
@@ -58,7 +53,10 @@ import unittest
 
 import yaml
 
-from apiserver.apitest import wait_for
+import nstest
+from nstest import (  # noqa: F401 (re-exported: the suite's tests import them from here)
+    NETNS_DIR, Netns, af, concurrently, delete_netns, family_of, http_get, kill_proc,
+    run_parallel)
 from proxy import podserver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -83,7 +81,6 @@ APPLY_TIMEOUT = 10.0  # a manifest change must show in traffic within this
 RUN_ID = os.getpid() % 100000
 PREFIX = f"slpx{RUN_ID}"  # netns "slpx1234-node1"
 STATE_ROOT = "/tmp/sluice-e2e-proxy"  # <STATE_ROOT>/<PREFIX>/: pid file, manifests, logs
-NETNS_DIR = "/var/run/netns"
 
 # Addresses, per family.
 LAN_PREFIXLEN = {4: 24, 6: 64}
@@ -108,228 +105,18 @@ FAMILIES = (4, 6)
 ADDRESS_TYPE = {4: "IPv4", 6: "IPv6"}
 
 
-def family_of(ip):
-    return 6 if ":" in ip else 4
-
-
-def af(family):
-    return socket.AF_INET6 if family == 6 else socket.AF_INET
-
-
 # ---------------------------------------------------------------------------
-# The safety net: everything a run creates, removed at exit and on SIGINT/SIGTERM
+# The safety net (nstest): everything a run creates, removed at exit and on SIGINT/SIGTERM
 
-class _Registry:
-    def __init__(self):
-        self.lock = threading.RLock()
-        self.netns = []
-        self.procs = []
-        self.state_dir = None
-
-    def run_dir(self):
-        with self.lock:
-            if not self.state_dir:
-                self.state_dir = os.path.join(STATE_ROOT, PREFIX)
-                os.makedirs(self.state_dir, exist_ok=True)
-                with open(os.path.join(self.state_dir, "pid"), "w") as f:
-                    f.write(str(os.getpid()))
-            return self.state_dir
-
-    def add_proc(self, p):
-        with self.lock:
-            self.procs.append(p)
-
-    def cleanup(self):
-        with self.lock:
-            for p in reversed(self.procs):
-                kill_proc(p)
-            self.procs.clear()
-            delete_netns(self.netns)
-            self.netns.clear()
-            if self.state_dir:
-                shutil.rmtree(self.state_dir, ignore_errors=True)
-                self.state_dir = None
-
-
-REGISTRY = _Registry()
-atexit.register(REGISTRY.cleanup)
-
-
-def _on_signal(signum, _frame):
-    REGISTRY.cleanup()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-if threading.current_thread() is threading.main_thread():
-    for _sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_sig, _on_signal)
-
-
-def kill_proc(p, sig=signal.SIGKILL):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                p.send_signal(sig)
-            except ProcessLookupError:
-                pass
-    try:
-        p.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _pids_in(ns_inodes):
-    """Processes whose network namespace is one of ns_inodes (what `ip netns pids` does)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino in ns_inodes:
-                pids.append(int(entry))
-        except OSError:
-            pass
-    return pids
-
-
-def delete_netns(names):
-    """Ends what still runs inside (it would keep the namespace and its veths alive), then
-    removes the namespaces, in one `ip -batch`."""
-    names = [n for n in names if os.path.exists(os.path.join(NETNS_DIR, n))]
-    if not names:
-        return
-    inodes = set()
-    for n in names:
-        try:
-            inodes.add(os.stat(os.path.join(NETNS_DIR, n)).st_ino)
-        except OSError:
-            pass
-    for pid in _pids_in(inodes):
-        if pid != os.getpid():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    subprocess.run(["ip", "-force", "-batch", "-"], capture_output=True, text=True,
-                   input="".join(f"netns del {n}\n" for n in names))
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+REGISTRY = nstest.Run(STATE_ROOT, PREFIX)
 
 
 def sweep(dry_run=False):
     """Removes namespaces and state of earlier runs whose process is gone (SIGKILL)."""
-    removed = []
-    if not os.path.isdir(STATE_ROOT):
-        return removed
-    names = os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else []
-    for prefix in os.listdir(STATE_ROOT):
-        d = os.path.join(STATE_ROOT, prefix)
-        try:
-            pid = int(open(os.path.join(d, "pid")).read().strip())
-        except (OSError, ValueError):
-            pid = 0
-        if pid and _alive(pid):
-            continue
-        stale = [n for n in names if n.startswith(prefix + "-")]
-        removed += stale
-        if not dry_run:
-            delete_netns(stale)
-            shutil.rmtree(d, ignore_errors=True)
-    return removed
-
-
-# ---------------------------------------------------------------------------
-# Namespaces
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
-
-
-def _setns(fd):
-    if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"setns: {os.strerror(e)}")
+    return nstest.sweep(STATE_ROOT, dry_run)
 
 
 _seq = itertools.count(1)
-
-
-class Netns:
-    def __init__(self, name):
-        self.name = name
-        self.path = os.path.join(NETNS_DIR, name)
-
-    def __repr__(self):
-        return f"Netns({self.name})"
-
-    @property
-    def ns(self):
-        return self
-
-    def socket(self, family, type_, proto=0):
-        """A socket living in this namespace. The network namespace is per thread: this thread
-        enters it, creates the socket and comes back; the socket stays where it was made."""
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(self.path, os.O_RDONLY)
-        try:
-            _setns(target)
-            try:
-                return socket.socket(family, type_, proto)
-            finally:
-                _setns(home)
-        finally:
-            os.close(target)
-            os.close(home)
-
-    def run(self, argv, check=True, input=None, timeout=30):
-        r = subprocess.run(["ip", "netns", "exec", self.name] + list(argv), input=input,
-                           capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise RuntimeError(f"[{self.name}] {' '.join(argv)} -> {r.returncode}: "
-                               f"{r.stderr.strip()} {r.stdout.strip()}")
-        return r
-
-    def batch_argv(self, lines):
-        return ["ip", "-n", self.name, "-batch", "-"], "".join(l + "\n" for l in lines)
-
-    def ip_batch(self, lines):
-        argv, text = self.batch_argv(lines)
-        r = subprocess.run(argv, input=text, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"ip -n {self.name} -batch: {r.stderr.strip()}")
-
-    def nft(self, *args, check=True, input=None):
-        return self.run(["nft", *args], check=check, input=input)
-
-    def sysctl_argv(self, settings):
-        return ["ip", "netns", "exec", self.name, "sysctl", "-q", "-w"] + [
-            f"{k}={v}" for k, v in settings.items()]
-
-
-def run_parallel(jobs):
-    """[(argv, stdin text or None)] run at once; raises on the first failure."""
-    procs = []
-    for argv, text in jobs:
-        p = subprocess.Popen(argv, stdin=subprocess.PIPE if text is not None else
-                             subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        procs.append((argv, text, p))
-    errors = []
-    for argv, text, p in procs:
-        out, err = p.communicate(text, timeout=30)
-        if p.returncode != 0:
-            errors.append(f"{' '.join(argv)}: {err.strip()} {out.strip()}")
-    if errors:
-        raise RuntimeError("\n".join(errors))
 
 
 # ---------------------------------------------------------------------------
@@ -351,31 +138,12 @@ class Pod:
         return self.node == NODE_NAME
 
 
-_ALL_NS = {
-    "net.ipv6.conf.all.accept_dad": 0, "net.ipv6.conf.default.accept_dad": 0,
-    "net.ipv4.icmp_ratelimit": 0, "net.ipv6.icmp.ratelimit": 0,
-    "net.ipv4.icmp_msgs_per_sec": 100000, "net.ipv4.icmp_msgs_burst": 10000,
-    "net.ipv4.conf.all.accept_redirects": 0, "net.ipv4.conf.default.accept_redirects": 0,
-    "net.ipv6.conf.all.accept_redirects": 0, "net.ipv6.conf.default.accept_redirects": 0,
-}
-_ROUTER = {
-    "net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1,
-    "net.ipv4.conf.all.send_redirects": 0, "net.ipv4.conf.default.send_redirects": 0,
-    "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0,
-}
-_NODE = {"net.bridge.bridge-nf-call-iptables": 1, "net.bridge.bridge-nf-call-ip6tables": 1}
+_ALL_NS = nstest.SYSCTL_ALL_NS
+_ROUTER = nstest.SYSCTL_ROUTER
+_NODE = nstest.SYSCTL_NODE
 
 
-# What the gateway does with a packet it has no route for: ICMP host unreachable, at once. (A
-# route of type unreachable would say the same, but IPv4 limits those errors to one a second
-# per source with a knob that is not per namespace: net.ipv4.route.error_cost.)
-_GW_RULES = """table inet gateway {
-  chain forward {
-    type filter hook forward priority 0; policy accept;
-    oifname "sink0" reject with icmpx type host-unreachable
-  }
-}
-"""
+_GW_RULES = nstest.GATEWAY_REJECT_RULES
 
 
 class Topology:
@@ -404,10 +172,7 @@ class Topology:
         for names, node in ((self.local_names, NODE_NAME), (self.remote_names, REMOTE_NODE_NAME)):
             for i, name in enumerate(names, 1):
                 self.pods[name] = Pod(name, node, i, self._netns(name))
-        r = subprocess.run(["ip", "-batch", "-"], capture_output=True, text=True,
-                           input="".join(f"netns add {ns.name}\n" for ns in self.namespaces))
-        if r.returncode != 0:
-            raise RuntimeError(f"ip netns add: {r.stderr.strip()}")
+        nstest.create_netns([ns.name for ns in self.namespaces])
 
         # Sysctls first: links created afterwards inherit the "default" values.
         jobs = []
@@ -555,7 +320,7 @@ class Topology:
         names = [ns.name for ns in self.namespaces]
         delete_netns(names)
         with REGISTRY.lock:
-            REGISTRY.netns[:] = [n for n in REGISTRY.netns if n not in names]
+            REGISTRY.forget_netns(names)
         self.namespaces.clear()
 
     # -- queries
@@ -605,71 +370,19 @@ class Reply:
         return cls(parts[0], parts[1], None, elapsed)
 
 
-_ERRNO_KIND = {
-    errno.ECONNREFUSED: "refused",
-    errno.EHOSTUNREACH: "unreachable", errno.ENETUNREACH: "unreachable",
-    errno.ENOPROTOOPT: "unreachable", errno.EACCES: "unreachable",
-    errno.EPROTO: "unreachable",  # ICMPv6 parameter problem: no such next header
-    errno.EPERM: "eperm", errno.ECONNRESET: "reset", errno.ETIMEDOUT: "timeout",
-}
-
-
 def _failure(e, start):
-    kind = _ERRNO_KIND.get(e.errno)
-    if kind is None:
-        kind = "timeout" if isinstance(e, TimeoutError) else f"error: {e}"
-    return Reply(error=kind, elapsed=time.monotonic() - start)
+    return Reply(error=nstest.failure_kind(e), elapsed=time.monotonic() - start)
 
 
-_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
-_IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
-
-
-def _probe_socket(where, family, type_, proto=0):
-    """A socket in `where` on which every ICMP error fails the next call at once (without
-    IP_RECVERR, net and host unreachable are soft errors UDP and raw sockets ignore)."""
-    s = where.ns.socket(af(family), type_, proto)
-    if family == 6:
-        s.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
-    else:
-        s.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-    return s
-
-
-def _icmp_queued(sock):
-    """Whether an ICMP error sits in the socket's error queue (IP_RECVERR): tells a connect
-    refused by ICMP port unreachable from one refused by a TCP RST."""
-    try:
-        sock.setblocking(False)
-        _, ancdata, _, _ = sock.recvmsg(512, 1024, socket.MSG_ERRQUEUE)
-        return bool(ancdata)
-    except OSError:
-        return False
-
-
-def _bind(sock, src, sport=0):
-    if src is not None or sport:
-        if sock.family == socket.AF_INET6:
-            sock.bind((src or "::", sport))
-        else:
-            sock.bind((src or "0.0.0.0", sport))
+_probe_socket = nstest.probe_socket
+_icmp_queued = nstest.icmp_queued
+_bind = nstest.bind_to
 
 
 def _send(sock, data, start, timeout):
-    """send(); None or the failure. A packet the node's own output path rejects fails the
-    send with EPERM (netfilter dropped it) while the reject's ICMP error comes back through
-    loopback: that is "refused"; EPERM without an ICMP is a local drop ("eperm")."""
-    try:
-        sock.send(data)
-        return None
-    except PermissionError as e:
-        try:
-            sock.settimeout(min(timeout, 0.2))
-            sock.recv(512)
-        except OSError as again:
-            if again.errno == errno.ECONNREFUSED:
-                return _failure(again, start)
-        return _failure(e, start)
+    """send(); None or the failure as a Reply (nstest.send_or_failure)."""
+    kind = nstest.send_or_failure(sock, data, timeout)
+    return Reply(error=kind, elapsed=time.monotonic() - start) if kind else None
 
 
 def tcp(where, ip, port, src=None, timeout=PROBE_TIMEOUT):
@@ -800,52 +513,9 @@ class UdpFlow:
         self.sock.close()
 
 
-class _NsHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, where, host, port, timeout):
-        super().__init__(host, port, timeout=timeout)
-        self._where = where
-
-    def connect(self):
-        self.sock = self._where.ns.socket(af(family_of(self.host)), socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect((self.host, self.port))
-
-
-def http_get(where, ip, port, path="/", timeout=2.0):
-    """(status, body) or (None, failure kind)."""
-    conn = _NsHTTPConnection(where, ip, port, timeout)
-    start = time.monotonic()
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read().decode(errors="replace")
-    except OSError as e:
-        return None, _failure(e, start).error
-    finally:
-        conn.close()
-
-
-def concurrently(*calls):
-    """Runs zero-argument callables (probes that may each wait a whole timeout) at once;
-    their results in order."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
-        return [f.result() for f in [pool.submit(c) for c in calls]]
-
-
 def wait_until(fn, accept, what, timeout=APPLY_TIMEOUT, interval=0.05):
-    """Calls fn() until accept(value); returns that value. On timeout the message carries the
-    last value seen."""
-    last = [None]
-
-    def attempt():
-        last[0] = fn()
-        return accept(last[0])
-    try:
-        wait_for(attempt, timeout=timeout, interval=interval, what=what)
-    except AssertionError:
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; "
-                             f"last: {last[0]!r}") from None
-    return last[0]
+    """Calls fn() until accept(value); returns that value (nstest.wait_until)."""
+    return nstest.wait_until(fn, accept, what, timeout=timeout, interval=interval)
 
 
 # ---------------------------------------------------------------------------
