@@ -11,7 +11,7 @@ PACKAGES=(
   libcurl4-openssl-dev libyaml-cpp-dev libsimdjson-dev libmicrohttpd-dev libcxxopts-dev
   libnetfilter-conntrack-dev
   # tests, e2e and the demo
-  python3 iproute2 iputils-ping nftables iptables conntrack socat jq procps util-linux
+  python3 iproute2 iputils-ping nftables iptables conntrack socat jq procps util-linux curl
   # the test API server and the real clients that judge it (kubectl comes with the machine)
   python3-yaml python3-kubernetes openssl
   # the reference CNI plugins: peers for chaining (portmap, firewall, tuning), interop and benchmarks

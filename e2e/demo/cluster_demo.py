@@ -116,7 +116,7 @@ def main():
             f.write("apiVersion: v1\nkind: Service\nmetadata:\n  name: echo\nspec:\n"
                     "  selector: {app: web}\n  ports:\n  - {port: 8080, targetPort: 8083}\n")
         say(f"""
-{BOLD}The cluster is up. Poke at it from another terminal (as root):{RESET}
+{BOLD}The cluster is up. Poke at it from another terminal (as root; kubectl if you have it):{RESET}
   export KUBECONFIG={kubeconfig}
   kubectl get svc,endpointslices,nodes -o wide
   kubectl create -f {example}     # a new Service; the agents program it
