@@ -153,9 +153,14 @@ void PodNetwork::Apply(const state::PodNetworkState& desired, bool full) {
       failures.push_back(std::string(what) + ": " + e.what());
     }
   };
-  const bool cidrs_changed = full || !applied_ || applied_->pod_cidrs != desired.pod_cidrs;
+  // Without this node's Node object (not created yet, or deleted and about to come back) the
+  // conflist and the masquerade stay as they are: pods keep working. Routes to the others follow.
+  const bool own = desired.node_known;
+  const bool cidrs_changed =
+      own && (full || !applied_ || applied_->pod_cidrs != desired.pod_cidrs);
   const bool routes_changed = full || !applied_ || applied_->routes != desired.routes;
-  const bool masq_changed = cidrs_changed || applied_->cluster_cidrs != desired.cluster_cidrs;
+  const bool masq_changed =
+      own && (cidrs_changed || applied_->cluster_cidrs != desired.cluster_cidrs);
   if (cidrs_changed) attempt("conflist", [&] { WriteConflist(desired); });
   if (routes_changed) attempt("routes", [&] { SyncRoutes(desired); });
   if (masq_changed) attempt("egress masquerade", [&] { SyncMasquerade(desired); });
@@ -171,13 +176,11 @@ void PodNetwork::Apply(const state::PodNetworkState& desired, bool full) {
 
 void PodNetwork::WriteConflist(const state::PodNetworkState& desired) {
   const std::string path = conflist_path();
-  if (!desired.node_known || desired.pod_cidrs.empty()) {
+  if (desired.pod_cidrs.empty()) {
     // Kubelet keeps the node NotReady until a CNI config exists: nothing is written until the
     // Node has a podCIDR. A file written earlier stays (pods already use its ranges).
-    if (desired.node_known) {
-      SLOG_INFO << "pod network: the Node has no spec.podCIDRs yet; " << path
-                << " is written once it has";
-    }
+    SLOG_INFO << "pod network: the Node has no spec.podCIDRs yet; " << path
+              << " is written once it has";
     return;
   }
   const bool portmap = FindPlugin(options_.bin_dirs, "portmap");

@@ -54,7 +54,8 @@ class PodNetwork {
   PodNetwork(const PodNetwork&) = delete;
   PodNetwork& operator=(const PodNetwork&) = delete;
 
-  // Brings the node in line with `desired`. With `full` (or after a failure) everything is read
+  // Brings the node in line with `desired`. While this node's own Node is unknown only the
+  // routes to the other nodes follow; the conflist and the masquerade are kept. With `full` (or after a failure) everything is read
   // back and repaired; otherwise only what differs from the last applied state is touched.
   // Throws std::runtime_error naming what failed (file, route, table); the parts that did apply
   // stay, and the next Apply retries the rest.

@@ -151,6 +151,17 @@ TEST(PodNetworkKernel, ConflistRoutesMasqueradeAndCleanup) {
     EXPECT_NE(routes4.find("10.244.0.0/24 via 192.168.77.20"), std::string::npos) << routes4;
     EXPECT_NE(routes4.find("10.244.9.0/24 via 192.168.77.19"), std::string::npos) << routes4;
 
+    // This node's own Node goes away (deleted, about to come back): the routes to the others
+    // follow, the conflist and the masquerade stay for the pods still running.
+    nodes = {MakeNode("node-0", {"10.244.0.0/24"}, {"192.168.77.20"})};
+    net.Apply(state::ComputePodNetwork(nodes, "node-1", kCluster, kBoth), /*full=*/true);
+    routes4 = RunCommand({"ip", "-4", "route", "show", "proto", "83"});
+    EXPECT_NE(routes4.find("10.244.0.0/24 via 192.168.77.20"), std::string::npos) << routes4;
+    EXPECT_EQ(routes4.find("10.244.9.0/24"), std::string::npos) << routes4;
+    EXPECT_TRUE(std::filesystem::exists(net.conflist_path()));
+    table = RunCommand({"nft", "list", "table", "inet", "sluice-pod-egress"});
+    EXPECT_NE(table.find("ip saddr 10.244.1.0/24 masquerade"), std::string::npos) << table;
+
     net.Cleanup();
     EXPECT_EQ(RunCommand({"ip", "-4", "route", "show", "proto", "83"}), "");
     EXPECT_NE(RunCommand({"ip", "-4", "route", "show"}).find("172.16.0.0/16"), std::string::npos);
