@@ -1,0 +1,594 @@
+#include "proxy/backends/iptables/layout.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <iterator>
+#include <set>
+#include <stdexcept>
+#include <utility>
+
+#include "common/sha256.h"
+
+namespace sluice::proxy::iptables {
+namespace {
+
+using state::TrafficVerdict;
+
+constexpr std::string_view kNodePortsJumpComment =
+    "kubernetes service nodeports; NOTE: this must be the last rule in this chain";
+
+std::string_view ProtoName(api::Protocol p) {
+  switch (p) {
+    case api::Protocol::kTcp:
+      return "tcp";
+    case api::Protocol::kUdp:
+      return "udp";
+    case api::Protocol::kSctp:
+      return "sctp";
+  }
+  return "tcp";
+}
+
+std::string HashName(std::string_view prefix, std::string_view input) {
+  const Sha256Digest digest = Sha256(input);
+  return std::string(prefix) + Base32(digest.data(), digest.size()).substr(0, 16);
+}
+
+std::string Hex(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%#x", v);
+  return buf;
+}
+
+bool IsLoopback(const IpAddress& ip) {
+  if (ip.is_v4()) return ip.data()[0] == 127;
+  static const IpAddress kV6Loopback = IpAddress::MustParse("::1");
+  return ip == kV6Loopback;
+}
+
+const IpPrefix* CidrFor(const LayoutOptions& o, IpFamily f) {
+  for (const auto& c : o.cluster_cidrs) {
+    if (c.family() == f) return &c;
+  }
+  return nullptr;
+}
+
+// One restore line, "-A CHAIN" and its matches and target. Comments with spaces are quoted, as
+// iptables-restore reads them (and as kube-proxy writes them).
+class Line {
+ public:
+  explicit Line(std::string_view chain) : text_("-A ") { text_ += chain; }
+  Line& Add(std::string_view arg) {
+    text_ += ' ';
+    text_ += arg;
+    return *this;
+  }
+  Line& Comment(std::string_view comment) {
+    Add("-m comment --comment");
+    if (comment.find(' ') == std::string_view::npos) return Add(comment);
+    text_ += " \"";
+    text_ += comment;
+    text_ += '"';
+    return *this;
+  }
+  std::string Jump(std::string_view target) { return Add("-j").Add(target).Take(); }
+  std::string Take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
+// Builds the rules of one service port of one family.
+class PortRenderer {
+ public:
+  PortRenderer(const state::ServicePortState& p, const LayoutOptions& o,
+               const state::NodeInfo& node, bool with_chains, ServiceRules& out)
+      : p_(p),
+        o_(o),
+        node_(node),
+        with_chains_(with_chains),
+        out_(out),
+        name_(p.name.ToString()),
+        proto_(ProtoName(p.name.protocol)),
+        hash_(PortProtoHash(name_, proto_)),
+        svc_("KUBE-SVC-" + hash_),
+        svl_("KUBE-SVL-" + hash_),
+        ext_("KUBE-EXT-" + hash_),
+        fw_("KUBE-FW-" + hash_) {}
+
+  void Render() {
+    const IpFamily f = p_.family;
+    const bool has_endpoints = p_.has_any_endpoints;
+    const bool has_internal = p_.internal_verdict == TrafficVerdict::kForward;
+    const bool has_external = p_.external_verdict == TrafficVerdict::kForward;
+    // Each list only where a policy uses it (kube-proxy's UsesClusterEndpoints and
+    // UsesLocalEndpoints); NodeState leaves the unused one empty already.
+    const bool uses_cluster_chain =
+        !p_.cluster_endpoints.empty() && (!p_.internal_policy_local || p_.externally_accessible());
+    const bool uses_local_chain =
+        !p_.local_endpoints.empty() &&
+        (p_.internal_policy_local || (p_.external_policy_local && p_.externally_accessible()));
+    const std::string& internal_chain = p_.internal_policy_local ? svl_ : svc_;
+    const std::string& external_policy_chain = p_.external_policy_local ? svl_ : svc_;
+    // The EXT chain exists whenever anything does: under policy Local its short-circuit rules
+    // serve pods and the node even when this node has no endpoint.
+    const bool uses_ext = has_endpoints && p_.externally_accessible();
+    std::vector<IpPrefix> ranges;
+    for (const auto& r : p_.load_balancer_source_ranges) {
+      if (r.family() == f) ranges.push_back(r);
+    }
+    const bool uses_fw = has_endpoints && !p_.load_balancer_ips.empty() && !ranges.empty();
+    const std::string& lb_chain = uses_fw ? fw_ : ext_;
+
+    // Destinations: nat jumps for those with endpoints, filter REJECT/DROP for the others.
+    const std::string port = std::to_string(p_.port);
+    if (has_internal) {
+      Shared(SharedChain::kNatServices, Line(kServicesChain)
+                                            .Comment(name_ + " cluster IP")
+                                            .Add(Dest(p_.cluster_ip, port))
+                                            .Jump(internal_chain));
+    } else {
+      Shared(SharedChain::kFilterServices, Line(kServicesChain)
+                                               .Comment(NoEndpointsComment(p_.internal_verdict))
+                                               .Add(Dest(p_.cluster_ip, port))
+                                               .Jump(Target(p_.internal_verdict)));
+    }
+    for (const IpAddress& ip : p_.external_ips) {
+      if (has_endpoints) {
+        Shared(SharedChain::kNatServices,
+               Line(kServicesChain).Comment(name_ + " external IP").Add(Dest(ip, port)).Jump(ext_));
+      }
+      if (!has_external) BlockExternal(Dest(ip, port));
+    }
+    for (const IpAddress& ip : p_.load_balancer_ips) {
+      if (has_endpoints) {
+        Shared(SharedChain::kNatServices, Line(kServicesChain)
+                                              .Comment(name_ + " loadbalancer IP")
+                                              .Add(Dest(ip, port))
+                                              .Jump(lb_chain));
+      }
+      if (uses_fw) {
+        // Whatever KUBE-FW- did not send on is still addressed to the LoadBalancer IP here.
+        Shared(SharedChain::kFilterProxyFirewall,
+               Line(kProxyFirewallChain)
+                   .Comment(name_ + " traffic not accepted by " + fw_)
+                   .Add(Dest(ip, port))
+                   .Jump("DROP"));
+      }
+    }
+    if (!has_external) {
+      for (const IpAddress& ip : p_.load_balancer_ips) {
+        BlockExternal(Dest(ip, port));
+      }
+    }
+    if (p_.node_port != 0) {
+      const std::string node_port = std::to_string(p_.node_port);
+      if (has_endpoints) {
+        Shared(SharedChain::kNatNodePorts, Line(kNodePortsChain)
+                                               .Comment(name_)
+                                               .Add(Proto())
+                                               .Add("--dport " + node_port)
+                                               .Jump(ext_));
+      }
+      if (!has_external) {
+        BlockExternal("-m addrtype --dst-type LOCAL " + Proto() + " --dport " + node_port);
+      }
+    }
+    if (p_.health_check_node_port != 0) {
+      Shared(SharedChain::kFilterNodePorts,
+             Line(kNodePortsChain)
+                 .Comment(name_ + " health check node port")
+                 .Add("-m tcp -p tcp --dport " + std::to_string(p_.health_check_node_port))
+                 .Jump("ACCEPT"));
+    }
+
+    if (!with_chains_) return;
+    // Every endpoint a used list holds gets a KUBE-SEP- chain, sorted, once.
+    std::vector<state::Endpoint> endpoints;
+    if (uses_cluster_chain) endpoints = p_.cluster_endpoints;
+    if (uses_local_chain) {
+      endpoints.insert(endpoints.end(), p_.local_endpoints.begin(), p_.local_endpoints.end());
+    }
+    auto key = [](const state::Endpoint& e) { return std::make_pair(e.ip, e.port); };
+    std::sort(endpoints.begin(), endpoints.end(),
+              [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    endpoints.erase(std::unique(endpoints.begin(), endpoints.end(),
+                                [&](const auto& a, const auto& b) { return key(a) == key(b); }),
+                    endpoints.end());
+    std::vector<std::string> endpoint_chains;
+    for (const auto& e : endpoints) endpoint_chains.push_back(EndpointChainName(p_.name, e));
+    if (uses_cluster_chain) AddChain(svc_);
+    if (uses_local_chain) AddChain(svl_);
+    if (uses_ext) AddChain(ext_);
+    if (uses_fw) AddChain(fw_);
+    for (const auto& c : endpoint_chains) AddChain(c);
+
+    const IpPrefix* cidr = CidrFor(o_, f);
+    if (has_internal) {
+      // Off-cluster clients of a ClusterIP (a route to the service range via this node) are
+      // masqueraded: the endpoint may be on another node.
+      Line masq(internal_chain);
+      masq.Comment(name_ + " cluster IP").Add(Dest(p_.cluster_ip, port));
+      if (o_.masquerade_all) {
+        Rules(internal_chain).push_back(masq.Jump(kMarkMasqChain));
+      } else if (cidr != nullptr) {
+        Rules(internal_chain).push_back(masq.Add("! -s " + cidr->ToString()).Jump(kMarkMasqChain));
+      }
+    }
+    if (uses_ext) {
+      auto& rules = Rules(ext_);
+      const std::string dests = name_ + " external destinations";
+      if (!p_.external_policy_local) {
+        rules.push_back(Line(ext_).Comment("masquerade traffic for " + dests).Jump(kMarkMasqChain));
+      } else if (uses_cluster_chain) {
+        // Pods and the node itself reach external destinations as if through an outside load
+        // balancer: any endpoint, policy ignored (the node's traffic masqueraded, its source
+        // being the destination's address).
+        if (cidr != nullptr) {
+          rules.push_back(Line(ext_)
+                              .Comment("pod traffic for " + dests)
+                              .Add("-s " + cidr->ToString())
+                              .Jump(svc_));
+        }
+        rules.push_back(Line(ext_)
+                            .Comment("masquerade LOCAL traffic for " + dests)
+                            .Add("-m addrtype --src-type LOCAL")
+                            .Jump(kMarkMasqChain));
+        rules.push_back(Line(ext_)
+                            .Comment("route LOCAL traffic for " + dests)
+                            .Add("-m addrtype --src-type LOCAL")
+                            .Jump(svc_));
+      }
+      if (has_external) rules.push_back(Line(ext_).Jump(external_policy_chain));
+    }
+    if (uses_fw) {
+      auto& rules = Rules(fw_);
+      bool allow_from_node = false;
+      for (const auto& r : ranges) {
+        rules.push_back(
+            Line(fw_).Comment(name_ + " loadbalancer IP").Add("-s " + r.ToString()).Jump(ext_));
+        for (const auto& ip : node_.node_ips) allow_from_node |= r.Contains(ip);
+      }
+      // A node reaching a LoadBalancer IP it holds itself comes from that address.
+      if (allow_from_node) {
+        for (const auto& ip : p_.load_balancer_ips) {
+          rules.push_back(
+              Line(fw_).Comment(name_ + " loadbalancer IP").Add("-s " + ip.ToString()).Jump(ext_));
+        }
+      }
+      rules.push_back(
+          Line(fw_)
+              .Comment("other traffic to " + name_ + " will be dropped by KUBE-PROXY-FIREWALL")
+              .Take());
+    }
+    if (uses_cluster_chain) Select(svc_, p_.cluster_endpoints);
+    if (uses_local_chain) Select(svl_, p_.local_endpoints);
+    for (size_t i = 0; i < endpoints.size(); ++i) {
+      const auto& sep = endpoint_chains[i];
+      auto& rules = Rules(sep);
+      // Hairpin: an endpoint reaching itself through the service must see another source.
+      rules.push_back(
+          Line(sep).Comment(name_).Add("-s " + endpoints[i].ip.ToString()).Jump(kMarkMasqChain));
+      Line dnat(sep);
+      dnat.Comment(name_);
+      if (p_.affinity_timeout_seconds != 0) dnat.Add("-m recent --name " + sep + " --set");
+      rules.push_back(dnat.Add(Proto()).Jump("DNAT --to-destination " + endpoints[i].ToString()));
+    }
+  }
+
+ private:
+  std::string Proto() const { return "-m " + std::string(proto_) + " -p " + std::string(proto_); }
+  std::string Dest(const IpAddress& ip, const std::string& port) const {
+    return Proto() + " -d " + ip.ToString() + " --dport " + port;
+  }
+  std::string NoEndpointsComment(TrafficVerdict v) const {
+    return name_ + (v == TrafficVerdict::kDrop ? " has no local endpoints" : " has no endpoints");
+  }
+  static std::string_view Target(TrafficVerdict v) {
+    return v == TrafficVerdict::kDrop ? "DROP" : "REJECT";
+  }
+  void BlockExternal(const std::string& matches) {
+    Shared(SharedChain::kFilterExternalServices,
+           Line(kExternalServicesChain)
+               .Comment(NoEndpointsComment(p_.external_verdict))
+               .Add(matches)
+               .Jump(Target(p_.external_verdict)));
+  }
+  void Shared(SharedChain chain, std::string line) {
+    out_.shared[static_cast<size_t>(chain)].push_back(std::move(line));
+  }
+  void AddChain(const std::string& name) {
+    index_.emplace_back(name, out_.chains.size());
+    out_.chains.push_back(Chain{.name = name, .rules = {}});
+  }
+  std::vector<std::string>& Rules(const std::string& chain) {
+    for (const auto& [name, i] : index_) {
+      if (name == chain) return out_.chains[i].rules;
+    }
+    throw std::logic_error("iptables layout: rule for undeclared chain " + chain);
+  }
+
+  // Rules in `chain` sending the packet to one of `endpoints`: a remembered client to its
+  // endpoint (ClientIP affinity), else each endpoint in turn with probability 1/remaining, so
+  // each is picked with probability 1/n; the last rule takes what is left.
+  void Select(const std::string& chain, const std::vector<state::Endpoint>& endpoints) {
+    auto& rules = Rules(chain);
+    if (p_.affinity_timeout_seconds != 0) {
+      for (const auto& e : endpoints) {
+        const std::string sep = EndpointChainName(p_.name, e);
+        rules.push_back(Line(chain)
+                            .Comment(name_ + " -> " + e.ToString())
+                            .Add("-m recent --name " + sep + " --rcheck --seconds " +
+                                 std::to_string(p_.affinity_timeout_seconds) + " --reap")
+                            .Jump(sep));
+      }
+    }
+    for (size_t i = 0; i < endpoints.size(); ++i) {
+      Line line(chain);
+      line.Comment(name_ + " -> " + endpoints[i].ToString());
+      if (i + 1 < endpoints.size()) {
+        line.Add("-m statistic --mode random --probability " + Probability(endpoints.size() - i));
+      }
+      rules.push_back(line.Jump(EndpointChainName(p_.name, endpoints[i])));
+    }
+  }
+
+  const state::ServicePortState& p_;
+  const LayoutOptions& o_;
+  const state::NodeInfo& node_;
+  const bool with_chains_;
+  ServiceRules& out_;
+  const std::string name_;
+  const std::string_view proto_;
+  const std::string hash_;
+  const std::string svc_, svl_, ext_, fw_;
+  std::vector<std::pair<std::string, size_t>> index_;  // this port's chains in out_.chains
+};
+
+ServiceRules Render(const state::ServiceState& service, IpFamily family, const LayoutOptions& o,
+                    const state::NodeInfo& node, bool with_chains) {
+  ServiceRules out;
+  for (const auto& port : service.ports) {
+    if (port.family == family) PortRenderer(port, o, node, with_chains, out).Render();
+  }
+  return out;
+}
+
+std::string DeclareLine(std::string_view chain) {
+  std::string line(":");
+  line.append(chain).append(" - [0:0]\n");
+  return line;
+}
+
+// The restore text. `rewrite(key)` says whether a Service's chains are written; `full` adds the
+// static chains and deletes the service chains among `existing` that no Service wrote.
+template <typename Rewrite>
+std::string RestoreText(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
+                        Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
+                        std::span<const std::string> existing = {}) {
+  std::array<std::vector<std::string>, kSharedChainCount> shared;
+  std::vector<Chain> chains;
+  for (const auto& [key, service] : st.services) {
+    const bool write_chains = rewrite(key);
+    ServiceRules r = Render(*service, family, o, st.node, write_chains);
+    for (size_t i = 0; i < kSharedChainCount; ++i) {
+      std::move(r.shared[i].begin(), r.shared[i].end(), std::back_inserter(shared[i]));
+    }
+    if (write_chains) std::move(r.chains.begin(), r.chains.end(), std::back_inserter(chains));
+  }
+  if (full && !existing.empty()) {
+    std::set<std::string_view> wanted;
+    for (const auto& c : chains) wanted.insert(c.name);
+    for (const auto& c : existing) {
+      if (IsServiceChain(c) && !wanted.contains(c)) deleted.push_back(c);
+    }
+  }
+  std::sort(deleted.begin(), deleted.end());
+  deleted.erase(std::unique(deleted.begin(), deleted.end()), deleted.end());
+  // The NodePort dispatch comes last in nat KUBE-SERVICES: a ClusterIP or external IP rule must
+  // win over it for addresses that are also local.
+  auto& nat_services = shared[static_cast<size_t>(SharedChain::kNatServices)];
+  const bool v4 = family == IpFamily::kV4;
+  const bool localhost = v4 && o.localhost_nodeports;
+  if (o.nodeports_on_all_local_addresses) {
+    Line l(kServicesChain);
+    l.Comment(kNodePortsJumpComment).Add("-m addrtype --dst-type LOCAL");
+    if (!v4) l.Add("! -d ::1/128");
+    if (v4 && !localhost) l.Add("! -d 127.0.0.0/8");
+    nat_services.push_back(l.Jump(kNodePortsChain));
+  } else {
+    for (const auto& ip : o.nodeport_addresses) {
+      if (ip.family() != family || (IsLoopback(ip) && !localhost)) continue;
+      nat_services.push_back(Line(kServicesChain)
+                                 .Comment(kNodePortsJumpComment)
+                                 .Add("-d " + ip.ToString())
+                                 .Jump(kNodePortsChain));
+    }
+  }
+
+  std::string out;
+  auto lines = [&](const std::vector<std::string>& v) {
+    for (const auto& l : v) {
+      out += l;
+      out += '\n';
+    }
+  };
+  const std::string mark = Hex(o.masquerade_mark);
+
+  out += "*filter\n";
+  for (auto c : {kServicesChain, kExternalServicesChain, kNodePortsChain, kProxyFirewallChain}) {
+    out += DeclareLine(c);
+  }
+  if (full) {
+    out += DeclareLine(kForwardChain);
+    if (localhost) out += DeclareLine(kFirewallChain);
+  }
+  for (auto c : {SharedChain::kFilterServices, SharedChain::kFilterExternalServices,
+                 SharedChain::kFilterNodePorts, SharedChain::kFilterProxyFirewall}) {
+    lines(shared[static_cast<size_t>(c)]);
+  }
+  if (full) {
+    // INVALID packets would otherwise reach a pod un-DNATed (or reset a connection) when
+    // conntrack cannot follow them.
+    out += "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n";
+    out += Line(kForwardChain)
+               .Comment("kubernetes forwarding rules")
+               .Add("-m mark --mark " + mark + "/" + mark)
+               .Jump("ACCEPT") +
+           "\n";
+    out += Line(kForwardChain)
+               .Comment("kubernetes forwarding conntrack rule")
+               .Add("-m conntrack --ctstate RELATED,ESTABLISHED")
+               .Jump("ACCEPT") +
+           "\n";
+    if (localhost) {
+      // route_localnet lets 127.0.0.0/8 arrive from outside: only DNATed NodePort traffic may.
+      out += Line(kFirewallChain)
+                 .Comment("block incoming localnet connections")
+                 .Add(
+                     "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate "
+                     "RELATED,ESTABLISHED,DNAT")
+                 .Jump("DROP") +
+             "\n";
+    }
+  }
+  out += "COMMIT\n*nat\n";
+  out += DeclareLine(kServicesChain);
+  out += DeclareLine(kNodePortsChain);
+  for (const auto& c : chains) out += DeclareLine(c.name);
+  for (const auto& c : deleted) out += DeclareLine(c);
+  if (full) {
+    out += DeclareLine(kPostroutingChain);
+    out += DeclareLine(kMarkMasqChain);
+  }
+  lines(nat_services);
+  lines(shared[static_cast<size_t>(SharedChain::kNatNodePorts)]);
+  for (const auto& c : chains) lines(c.rules);
+  if (full) {
+    out += "-A KUBE-POSTROUTING -m mark ! --mark " + mark + "/" + mark + " -j RETURN\n";
+    // Cleared so that a packet traversing the stack again is not masqueraded twice.
+    out += "-A KUBE-POSTROUTING -j MARK --xor-mark " + mark + "\n";
+    out += Line(kPostroutingChain)
+               .Comment("kubernetes service traffic requiring SNAT")
+               .Jump("MASQUERADE --random-fully") +
+           "\n";
+    out += "-A KUBE-MARK-MASQ -j MARK --or-mark " + mark + "\n";
+  }
+  for (const auto& c : deleted) out += "-X " + c + "\n";
+  out += "COMMIT\n";
+  return out;
+}
+
+}  // namespace
+
+std::string PortProtoHash(std::string_view service_port_name, std::string_view protocol) {
+  std::string input(service_port_name);
+  input += protocol;
+  return HashName("", input);
+}
+
+std::string ServicePortChainName(PortChain kind, const state::ServicePortName& name) {
+  static constexpr std::string_view kPrefixes[] = {"KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-",
+                                                   "KUBE-FW-"};
+  return std::string(kPrefixes[static_cast<size_t>(kind)]) +
+         PortProtoHash(name.ToString(), ProtoName(name.protocol));
+}
+
+std::string EndpointChainName(const state::ServicePortName& name, const state::Endpoint& endpoint) {
+  std::string input = name.ToString();
+  input += ProtoName(name.protocol);
+  input += endpoint.ToString();
+  return HashName("KUBE-SEP-", input);
+}
+
+bool IsServiceChain(std::string_view chain) {
+  for (std::string_view p : {"KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"}) {
+    if (chain.starts_with(p)) return true;
+  }
+  return false;
+}
+
+std::string Probability(size_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%0.10f", 1.0 / static_cast<double>(n));
+  return buf;
+}
+
+ServiceRules RenderService(const state::ServiceState& service, IpFamily family,
+                           const LayoutOptions& options, const state::NodeInfo& node) {
+  return Render(service, family, options, node, true);
+}
+
+std::string FullRestoreText(const state::NodeState& state, IpFamily family,
+                            const LayoutOptions& options,
+                            std::span<const std::string> existing_nat_chains) {
+  return RestoreText(
+      state, family, options, [](const std::string&) { return true; }, {}, true,
+      existing_nat_chains);
+}
+
+std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
+                               const LayoutOptions& options,
+                               std::span<const state::ServiceDiff> changed) {
+  std::set<std::string, std::less<>> rewritten;
+  std::vector<std::string> deleted;
+  for (const auto& diff : changed) {
+    rewritten.insert(diff.key);
+    if (!diff.before) continue;
+    std::set<std::string> after;
+    if (diff.after) {
+      for (auto& c : Render(*diff.after, family, options, desired.node, true).chains) {
+        after.insert(std::move(c.name));
+      }
+    }
+    for (auto& c : Render(*diff.before, family, options, desired.node, true).chains) {
+      if (!after.contains(c.name)) deleted.push_back(std::move(c.name));
+    }
+  }
+  return RestoreText(
+      desired, family, options, [&](const std::string& key) { return rewritten.contains(key); },
+      std::move(deleted), false);
+}
+
+std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options) {
+  auto rule = [](std::string table, std::string chain, bool ct_new, std::string comment,
+                 std::string_view target) {
+    JumpRule r{.table = std::move(table), .chain = std::move(chain), .spec = {}};
+    if (ct_new) r.spec = {"-m", "conntrack", "--ctstate", "NEW"};
+    if (!comment.empty()) {
+      r.spec.insert(r.spec.end(), {"-m", "comment", "--comment", std::move(comment)});
+    }
+    r.spec.insert(r.spec.end(), {"-j", std::string(target)});
+    return r;
+  };
+  const std::string portals = "kubernetes service portals";
+  const std::string external = "kubernetes externally-visible service portals";
+  const std::string firewall = "kubernetes load balancer firewall";
+  std::vector<JumpRule> rules = {
+      rule("filter", "INPUT", true, external, kExternalServicesChain),
+      rule("filter", "FORWARD", true, external, kExternalServicesChain),
+      rule("filter", "INPUT", false, "kubernetes health check service ports", kNodePortsChain),
+      rule("filter", "FORWARD", true, portals, kServicesChain),
+      rule("filter", "OUTPUT", true, portals, kServicesChain),
+      rule("filter", "FORWARD", false, "kubernetes forwarding rules", kForwardChain),
+      rule("filter", "INPUT", true, firewall, kProxyFirewallChain),
+      rule("filter", "OUTPUT", true, firewall, kProxyFirewallChain),
+      rule("filter", "FORWARD", true, firewall, kProxyFirewallChain),
+      rule("nat", "OUTPUT", false, portals, kServicesChain),
+      rule("nat", "PREROUTING", false, portals, kServicesChain),
+      rule("nat", "POSTROUTING", false, "kubernetes postrouting rules", kPostroutingChain),
+  };
+  if (family == IpFamily::kV4 && options.localhost_nodeports) {
+    rules.push_back(rule("filter", "INPUT", false, "", kFirewallChain));
+    rules.push_back(rule("filter", "OUTPUT", false, "", kFirewallChain));
+  }
+  return rules;
+}
+
+std::vector<std::string> JumpArgv(const JumpRule& rule, std::string_view op) {
+  std::vector<std::string> argv = {"-w", "5", "-t", rule.table, std::string(op), rule.chain};
+  argv.insert(argv.end(), rule.spec.begin(), rule.spec.end());
+  return argv;
+}
+
+}  // namespace sluice::proxy::iptables

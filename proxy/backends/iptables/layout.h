@@ -1,0 +1,149 @@
+// The iptables backend's rules as a pure function of NodeState: kube-proxy's iptables layout,
+// chain for chain and hash for hash, as `iptables-restore --noflush` input (one text per IP
+// family: iptables for IPv4, ip6tables for IPv6). No I/O here; the backend runs the tools.
+//
+// Layout (kube-proxy's; an operator who knows it recognises every line):
+//   nat    PREROUTING, OUTPUT -> KUBE-SERVICES: one rule per destination (ClusterIP, external IP,
+//          LoadBalancer IP) jumping to the service port's KUBE-SVC-/KUBE-SVL-/KUBE-EXT-/KUBE-FW-
+//          chain, and last the jump to KUBE-NODEPORTS (NodePort -> KUBE-EXT-).
+//          KUBE-SVC-<h>: Cluster-policy endpoints, KUBE-SVL-<h>: Local-policy ones, picked with
+//          `-m statistic --mode random --probability 1/n, 1/(n-1), ...` (ClientIP affinity first
+//          sends remembered clients back with `-m recent --rcheck`); KUBE-EXT-<h>: external
+//          destinations (masquerade under policy Cluster; under Local, pods and the node itself
+//          short-circuit to KUBE-SVC-); KUBE-FW-<h>: loadBalancerSourceRanges.
+//          KUBE-SEP-<h>: one endpoint: hairpin masquerade, then DNAT.
+//          POSTROUTING -> KUBE-POSTROUTING masquerades what KUBE-MARK-MASQ marked.
+//   filter INPUT/FORWARD/OUTPUT -> KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS:
+//          REJECT (no endpoints) or DROP (Local policy, none here) for destinations without
+//          endpoints, health check node ports accepted; KUBE-PROXY-FIREWALL drops LoadBalancer
+//          traffic KUBE-FW- did not let through; KUBE-FORWARD drops INVALID, accepts marked.
+// <h> is base32(SHA-256("ns/name:port" + "tcp" [+ "10.0.0.1:80"]))[:16], kube-proxy's names,
+// so chains are stable across restarts and the same as kube-proxy's on the same cluster.
+//
+// Syncs: the shared chains (KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS,
+// KUBE-PROXY-FIREWALL) hold one or a few rules per service port and are rewritten whole on every
+// sync; a Service's own chains are written only when that Service changed (PartialRestoreText),
+// as kube-proxy's partial syncs do. FullRestoreText is the same text for every Service plus the
+// static chains (and the deletion of stale service chains found in the kernel).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ip_address.h"
+#include "controlplane/state/node_state.h"
+#include "controlplane/state/node_state_tracker.h"
+
+namespace sluice::proxy::iptables {
+
+// kube-proxy's chain names.
+inline constexpr std::string_view kServicesChain = "KUBE-SERVICES";  // nat and filter
+inline constexpr std::string_view kExternalServicesChain = "KUBE-EXTERNAL-SERVICES";
+inline constexpr std::string_view kNodePortsChain = "KUBE-NODEPORTS";  // nat and filter
+inline constexpr std::string_view kProxyFirewallChain = "KUBE-PROXY-FIREWALL";
+inline constexpr std::string_view kForwardChain = "KUBE-FORWARD";
+inline constexpr std::string_view kFirewallChain = "KUBE-FIREWALL";  // localhost NodePorts only
+inline constexpr std::string_view kPostroutingChain = "KUBE-POSTROUTING";
+inline constexpr std::string_view kMarkMasqChain = "KUBE-MARK-MASQ";
+
+struct LayoutOptions {
+  // Traffic from outside these (one per family at most) to a ClusterIP is masqueraded, and pods
+  // inside them short-circuit externalTrafficPolicy Local. Empty: no local-traffic detection.
+  std::vector<IpPrefix> cluster_cidrs;
+  bool masquerade_all = false;
+  // NodePorts answer on every local address (`-m addrtype --dst-type LOCAL`) or only on
+  // `nodeport_addresses` (of the family being rendered).
+  bool nodeports_on_all_local_addresses = true;
+  std::vector<IpAddress> nodeport_addresses;
+  // kube-proxy's --iptables-localhost-nodeports (IPv4 only): NodePorts also answer on
+  // 127.0.0.0/8, which needs net.ipv4.conf.all.route_localnet=1 (the backend's job) and brings
+  // KUBE-FIREWALL's guard against martian localnet traffic. Off: loopback is excluded.
+  bool localhost_nodeports = false;
+  // KUBE-MARK-MASQ sets it, KUBE-POSTROUTING masquerades packets carrying it.
+  uint32_t masquerade_mark = 0x4000;
+  bool operator==(const LayoutOptions&) const = default;
+};
+
+// Chain names. `service_port_name` is ServicePortName::ToString() ("ns/name:port"), `protocol`
+// lower case ("tcp"), `endpoint` Endpoint::ToString() ("10.0.0.1:80", "[fd00::1]:80").
+std::string PortProtoHash(std::string_view service_port_name, std::string_view protocol);
+enum class PortChain : uint8_t {
+  kCluster,   // KUBE-SVC-: Cluster-policy endpoints
+  kLocal,     // KUBE-SVL-: Local-policy endpoints
+  kExternal,  // KUBE-EXT-: NodePort, external IP and LoadBalancer traffic
+  kFirewall,  // KUBE-FW-: loadBalancerSourceRanges
+};
+std::string ServicePortChainName(PortChain kind, const state::ServicePortName& name);
+std::string EndpointChainName(const state::ServicePortName& name, const state::Endpoint& endpoint);
+// KUBE-SVC-, KUBE-SVL-, KUBE-EXT-, KUBE-FW- or KUBE-SEP-: chains that belong to one Service.
+bool IsServiceChain(std::string_view chain);
+
+// The probability of the statistic match picking the first of `n` remaining endpoints, printed
+// as kube-proxy prints it ("0.3333333333").
+std::string Probability(size_t n);
+
+// The shared chains a Service writes rules into.
+enum class SharedChain : uint8_t {
+  kFilterServices,          // filter KUBE-SERVICES: ClusterIPs without endpoints
+  kFilterExternalServices,  // filter KUBE-EXTERNAL-SERVICES: external destinations without
+  kFilterNodePorts,         // filter KUBE-NODEPORTS: health check node ports
+  kFilterProxyFirewall,     // filter KUBE-PROXY-FIREWALL: LoadBalancer IPs behind source ranges
+  kNatServices,             // nat KUBE-SERVICES: destinations -> service port chains
+  kNatNodePorts,            // nat KUBE-NODEPORTS: NodePorts -> KUBE-EXT-
+};
+inline constexpr size_t kSharedChainCount = 6;
+
+// A chain with its rules, each a complete restore line ("-A KUBE-SVC-... -j KUBE-SEP-...").
+struct Chain {
+  std::string name;
+  std::vector<std::string> rules;
+  bool operator==(const Chain&) const = default;
+};
+
+// What one Service contributes to one family's ruleset.
+struct ServiceRules {
+  std::array<std::vector<std::string>, kSharedChainCount> shared;  // by SharedChain
+  std::vector<Chain> chains;  // its own nat chains, in the order they are written
+  bool operator==(const ServiceRules&) const = default;
+};
+
+// The ports of `service` in `family`; `node` gives the node's addresses (a LoadBalancer source
+// range containing one lets the node reach the LoadBalancer IP, as kube-proxy allows).
+ServiceRules RenderService(const state::ServiceState& service, IpFamily family,
+                           const LayoutOptions& options, const state::NodeInfo& node);
+
+// Input for `iptables-restore --noflush` (`ip6tables-restore` for IPv6) programming everything:
+// every chain of ours declared (which flushes it) and filled. Service chains listed in
+// `existing_nat_chains` (the nat table's chains now, from iptables-save) that no Service wants
+// any more are deleted. The base chains' jumps are not in it: see JumpRules.
+std::string FullRestoreText(const state::NodeState& state, IpFamily family,
+                            const LayoutOptions& options,
+                            std::span<const std::string> existing_nat_chains = {});
+
+// Input for a partial sync after `changed` (the tracker's diffs; `desired` already holds every
+// `after`): the shared chains rewritten, the changed Services' chains rewritten, and their chains
+// nothing wants any more (removed ports, endpoints, policies) deleted. Other Services' chains
+// are left as they are: a one-endpoint change writes one Service's chains.
+std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
+                               const LayoutOptions& options,
+                               std::span<const state::ServiceDiff> changed);
+
+// A rule in a built-in chain jumping to ours, kube-proxy's list in its order. Install each with
+// -C (check), and -I (insert at the top) when missing, after a full restore has created the
+// target chains: the last one ends up first, as with kube-proxy.
+struct JumpRule {
+  std::string table;              // "filter", "nat"
+  std::string chain;              // "INPUT", "PREROUTING", ...
+  std::vector<std::string> spec;  // "-m", "conntrack", ..., "-j", "KUBE-SERVICES"
+  bool operator==(const JumpRule&) const = default;
+};
+std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options);
+// The iptables/ip6tables arguments for `rule` with `op` ("-C", "-I", "-D"), waiting up to 5 s
+// for the xtables lock: {"-w", "5", "-t", table, op, chain, spec...}.
+std::vector<std::string> JumpArgv(const JumpRule& rule, std::string_view op);
+
+}  // namespace sluice::proxy::iptables
