@@ -12,6 +12,7 @@
 #include "controlplane/sources/api_source.h"
 #include "controlplane/sources/manifest_source.h"
 #include "proxy/backends/dryrun/dry_run_backend.h"
+#include "proxy/backends/iptables/iptables_backend.h"
 #include "proxy/backends/nftables/nftables_backend.h"
 #include "proxy/metrics_server.h"
 #include "proxy/process_metrics.h"
@@ -48,6 +49,23 @@ std::unique_ptr<proxy::Backend> MakeBackend(const AgentConfig& c, std::ostream& 
     } catch (const std::exception& e) {
       throw ConfigError(std::string("--proxy-mode=nftables: cannot open nf_tables netlink: ") +
                         e.what());
+    }
+  }
+  if (c.proxy_mode == ProxyMode::kIptables) {
+    proxy::iptables::IptablesOptions o;
+    o.cluster_cidrs = c.cluster_cidrs;
+    o.masquerade_all = c.masquerade_all;
+    o.nodeport_cidrs = c.nodeport_cidrs;
+    o.nodeport_primary = c.nodeport_primary;
+    if (c.iptables_mode == "legacy") o.variant = proxy::iptables::Variant::kLegacy;
+    if (c.iptables_mode == "nft") o.variant = proxy::iptables::Variant::kNft;
+    o.families.clear();
+    if (c.ipv4) o.families.insert(IpFamily::kV4);
+    if (c.ipv6) o.families.insert(IpFamily::kV6);
+    try {
+      return std::make_unique<proxy::iptables::IptablesBackend>(std::move(o));
+    } catch (const std::exception& e) {
+      throw ConfigError(std::string("--proxy-mode=iptables: ") + e.what());
     }
   }
   throw ConfigError("--proxy-mode=" + std::string(ToString(c.proxy_mode)) +

@@ -45,6 +45,10 @@ cxxopts::Options BuildOptions() {
                          "name, lower-cased).",
                          str(""), "NAME")(
       "proxy-mode", "Backend: nftables, iptables, ebpf or userspace.", str("nftables"), "MODE")(
+      "iptables-mode",
+      "With --proxy-mode=iptables: legacy, nft, or auto (the variant holding the node's "
+      "rules, as kube-proxy's iptables-wrapper chooses).",
+      str("auto"), "MODE")(
       "cluster-cidr",
       "The cluster's pod CIDR(s), comma-separated, one per family: traffic from "
       "outside it to a ClusterIP is masqueraded.",
@@ -498,6 +502,13 @@ std::optional<AgentConfig> ParseCommandLine(int argc, const char* const* argv) {
   if (given("manifests")) c.manifests_dir = s("manifests");
   if (given("hostname-override")) c.hostname_override = s("hostname-override");
   if (given("proxy-mode")) c.proxy_mode = ParseMode(s("proxy-mode"), "--proxy-mode");
+  if (given("iptables-mode")) {
+    c.iptables_mode = s("iptables-mode");
+    if (c.iptables_mode != "auto" && c.iptables_mode != "legacy" && c.iptables_mode != "nft") {
+      throw ConfigError("--iptables-mode: \"" + c.iptables_mode +
+                        "\" is not one of auto, legacy, nft");
+    }
+  }
   if (given("cluster-cidr")) {
     c.cluster_cidrs = ParseCidrs(SplitList(s("cluster-cidr")), "--cluster-cidr", true);
   }

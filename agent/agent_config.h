@@ -37,6 +37,9 @@ struct AgentConfig {
   // (the node's own IPs). Empty: kube-proxy's default for the mode.
   std::vector<IpPrefix> nodeport_cidrs;
   bool nodeport_primary = false;
+  // --iptables-mode for --proxy-mode=iptables: "auto" (the variant the node's rules are in, as
+  // kube-proxy's iptables-wrapper picks), "legacy" or "nft".
+  std::string iptables_mode = "auto";
   std::string healthz_bind_address = "0.0.0.0:10256";  // "" disables
   std::string metrics_bind_address = "127.0.0.1:10249";
   std::chrono::milliseconds min_sync_period{1000};

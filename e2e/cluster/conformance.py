@@ -308,6 +308,13 @@ class FailureLog:
                 out.append(f"--- netexec of {pod.label} ({' '.join(pod.ips)}): requests ---")
                 out += [f"{t:.3f} {p} {ip} {what}" for t, p, ip, what in pod.requests()[-20:]]
             for node in cluster.nodes:
+                if backend.startswith("iptables-"):
+                    tool = "iptables-" + backend.split("-", 1)[1] + "-save"
+                    r = node.ns.run([tool], check=False)
+                    lines = r.stdout.splitlines()
+                    out.append(f"--- {tool} on {node.name} ({len(lines)} lines) ---")
+                    out += lines[:300] + ([f"... {len(lines) - 300} more"] if len(lines) > 300
+                                          else [])
                 r = node.ns.run(["nft", "list", "ruleset"], check=False)
                 lines = r.stdout.splitlines()
                 out.append(f"--- nft list ruleset on {node.name} ({len(lines)} lines) ---")
@@ -445,8 +452,8 @@ def main(argv=None):
         description="Kubernetes network conformance scenarios against a mini-cluster of "
                     "network namespaces running sluice-agent, per backend.")
     ap.add_argument("--backend", action="append", default=[],
-                    help=f"one of {', '.join(BACKENDS)} (repeatable or comma-separated; "
-                         "default: all)")
+                    help=f"one of {', '.join(BACKENDS)}, or iptables for both iptables "
+                         "variants (repeatable or comma-separated; default: all)")
     ap.add_argument("--report", help="write one JSON object per scenario and backend here "
                                      "(failures' logs go to REPORT.logs)")
     ap.add_argument("--nodes", type=int, default=3, help="nodes per cluster (default 3)")
@@ -457,11 +464,17 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = ap.parse_args(argv)
 
-    backends = [b.strip() for v in args.backend for b in v.split(",") if b.strip()] or \
+    asked = [b.strip() for v in args.backend for b in v.split(",") if b.strip()] or \
         list(BACKENDS)
+    backends = []
+    for b in asked:
+        for name in minicluster.BACKEND_ALIASES.get(b, (b,)):
+            if name not in backends:
+                backends.append(name)
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
-        ap.error(f"unknown backend {bad[0]!r} (known: {', '.join(BACKENDS)})")
+        ap.error(f"unknown backend {bad[0]!r} (known: {', '.join(BACKENDS)}; "
+                 f"iptables = both iptables variants)")
     if not 1 <= args.nodes <= minicluster.MAX_NODES:
         ap.error(f"--nodes must be 1..{minicluster.MAX_NODES}")
     specs = [s for s in load_scenarios()

@@ -37,7 +37,17 @@ PYTHON = sys.executable or "/usr/bin/python3"
 STATE_ROOT = "/tmp/sluice-e2e-cluster"  # <STATE_ROOT>/<prefix>/: pid, kubeconfigs, node dirs, logs
 REFERENCE_CNI_DIR = "/usr/lib/cni"
 
-BACKENDS = ("nftables", "iptables", "ebpf", "userspace")
+BACKENDS = ("nftables", "iptables-nft", "iptables-legacy", "ebpf", "userspace")
+# A name on the command line that stands for several backends.
+BACKEND_ALIASES = {"iptables": ("iptables-nft", "iptables-legacy")}
+
+
+def backend_args(backend):
+    """The agent's flags selecting `backend` ("iptables-legacy": the iptables backend writing
+    with iptables-legacy)."""
+    if backend.startswith("iptables-"):
+        return ["--proxy-mode=iptables", f"--iptables-mode={backend.split('-', 1)[1]}"]
+    return [f"--proxy-mode={backend}"]
 FAMILIES = (4, 6)
 ADDRESS_TYPE = {4: "IPv4", 6: "IPv6"}
 
@@ -593,7 +603,7 @@ class MiniCluster:
 
     def agent_argv(self, node):
         return [self.agent_path, "--kubeconfig", self.kubeconfig,
-                "--hostname-override", node.name, f"--proxy-mode={self.backend}",
+                "--hostname-override", node.name, *backend_args(self.backend),
                 "--cluster-cidr", ",".join(CLUSTER_CIDRS),
                 "--pod-network", "--cni-conf-dir", node.conf_dir,
                 "--cni-bin-dir", ":".join(self.cni_dirs),

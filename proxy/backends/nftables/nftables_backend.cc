@@ -1,6 +1,5 @@
 #include "proxy/backends/nftables/nftables_backend.h"
 
-#include <ifaddrs.h>
 
 #include <algorithm>
 #include <bit>
@@ -13,6 +12,7 @@
 #include "dataplane/nft/netfilter_headers.h"
 #include "dataplane/nft/nft_error.h"
 #include "proxy/backends/nftables/encode.h"
+#include "proxy/local_addresses.h"
 
 namespace sluice::proxy::nftables {
 
@@ -327,26 +327,7 @@ std::set<IpAddress> NftablesBackend::NodePortIps(const state::NodeState& desired
     out.insert(desired.node.node_ips.begin(), desired.node.node_ips.end());
     return out;
   }
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) {
-    throw std::runtime_error(std::string("list local addresses for --nodeport-addresses: ") +
-                             std::strerror(errno));
-  }
-  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr) continue;
-    std::optional<IpAddress> ip;
-    if (a->ifa_addr->sa_family == AF_INET) {
-      ip = IpAddress::V4(reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr);
-    } else if (a->ifa_addr->sa_family == AF_INET6) {
-      ip = IpAddress::V6(reinterpret_cast<const sockaddr_in6*>(a->ifa_addr)->sin6_addr);
-    }
-    if (!ip) continue;
-    for (const auto& cidr : options_.nodeport_cidrs) {
-      if (cidr.Contains(*ip)) out.insert(*ip);
-    }
-  }
-  freeifaddrs(list);
-  return out;
+  return LocalAddressesIn(options_.nodeport_cidrs);
 }
 
 namespace {

@@ -1,0 +1,266 @@
+#include "proxy/backends/iptables/iptables_backend.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "common/log.h"
+#include "common/subprocess.h"
+#include "proxy/local_addresses.h"
+
+namespace sluice::proxy::iptables {
+
+namespace {
+
+constexpr auto kRestoreTimeout = std::chrono::minutes(5);
+constexpr auto kToolTimeout = std::chrono::seconds(30);
+
+std::string FamilyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
+
+// Lines of iptables-save output that are rules ("-A ...").
+size_t RuleCount(const std::string& save_output) {
+  size_t n = 0;
+  size_t pos = 0;
+  while (pos < save_output.size()) {
+    size_t end = save_output.find('\n', pos);
+    if (end == std::string::npos) end = save_output.size();
+    if (save_output.compare(pos, 3, "-A ") == 0) ++n;
+    pos = end + 1;
+  }
+  return n;
+}
+
+// The chains --cleanup removes: kube-proxy's own and the per-Service ones. KUBE-FIREWALL,
+// KUBE-MARK-DROP, KUBE-KUBELET-CANARY and KUBE-IPTABLES-HINT belong to the kubelet.
+bool OwnedChain(std::string_view chain) {
+  static constexpr std::string_view kOwned[] = {
+      kServicesChain,  kExternalServicesChain, kNodePortsChain, kProxyFirewallChain,
+      kForwardChain,   kPostroutingChain,      kMarkMasqChain,  "KUBE-PROXY-CANARY"};
+  return IsServiceChain(chain) ||
+         std::find(std::begin(kOwned), std::end(kOwned), chain) != std::end(kOwned);
+}
+
+std::optional<ProcessResult> TryRun(const std::vector<std::string>& argv,
+                                    std::string_view input = {}) {
+  try {
+    return RunProcess(argv, input, kToolTimeout);
+  } catch (const std::exception&) {
+    return std::nullopt;  // not installed
+  }
+}
+
+}  // namespace
+
+std::string_view ToString(Variant v) { return v == Variant::kLegacy ? "legacy" : "nft"; }
+
+std::string Tool(Variant variant, IpFamily family, std::string_view suffix) {
+  std::string tool = family == IpFamily::kV4 ? "iptables-" : "ip6tables-";
+  tool.append(ToString(variant));
+  if (!suffix.empty()) tool.append("-").append(suffix);
+  return tool;
+}
+
+Variant DetectVariant(std::string* why) {
+  auto say = [&](std::string text) {
+    if (why) *why = std::move(text);
+  };
+  size_t rules[2] = {0, 0};
+  bool installed[2] = {false, false};
+  for (Variant v : {Variant::kLegacy, Variant::kNft}) {
+    for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+      auto r = TryRun({Tool(v, f, "save")});
+      if (!r || !r->ok()) continue;
+      installed[static_cast<int>(v)] = true;
+      rules[static_cast<int>(v)] += RuleCount(r->out);
+      if (v == Variant::kNft && (r->out.find("KUBE-IPTABLES-HINT") != std::string::npos ||
+                                 r->out.find("KUBE-KUBELET-CANARY") != std::string::npos)) {
+        say("the kubelet's hint chains are in iptables-nft");
+        return Variant::kNft;
+      }
+    }
+  }
+  if (!installed[0] && !installed[1]) {
+    throw std::runtime_error(
+        "neither iptables-legacy-save nor iptables-nft-save runs; install iptables");
+  }
+  const size_t legacy = rules[0], nft = rules[1];
+  if (!installed[1] || (installed[0] && legacy > nft)) {
+    say(std::to_string(legacy) + " legacy rules, " + std::to_string(nft) + " nft rules");
+    return Variant::kLegacy;
+  }
+  say(std::to_string(legacy) + " legacy rules, " + std::to_string(nft) + " nft rules");
+  return Variant::kNft;
+}
+
+std::string CleanupRestoreText(std::string_view table, std::string_view save_output) {
+  std::vector<std::string> chains;
+  size_t pos = 0;
+  while (pos < save_output.size()) {
+    size_t end = save_output.find('\n', pos);
+    if (end == std::string_view::npos) end = save_output.size();
+    std::string_view line = save_output.substr(pos, end - pos);
+    if (line.size() > 1 && line[0] == ':') {
+      std::string_view name = line.substr(1, line.find(' ') - 1);
+      if (OwnedChain(name)) chains.emplace_back(name);
+    }
+    pos = end + 1;
+  }
+  if (chains.empty()) return {};
+  std::string text("*");
+  text.append(table).append("\n");
+  for (const auto& c : chains) text.append(":").append(c).append(" - [0:0]\n");
+  for (const auto& c : chains) text.append("-X ").append(c).append("\n");
+  text.append("COMMIT\n");
+  return text;
+}
+
+IptablesBackend::IptablesBackend(IptablesOptions options) : options_(std::move(options)) {
+  if (options_.variant) {
+    variant_ = *options_.variant;
+    SLOG_INFO << "iptables: " << ToString(variant_) << " (--iptables-mode)";
+  } else {
+    std::string why;
+    variant_ = DetectVariant(&why);
+    SLOG_INFO << "iptables: " << ToString(variant_) << " (detected: " << why << ")";
+  }
+  for (IpFamily f : options_.families) {
+    const std::string tool = Tool(variant_, f, "restore");
+    auto r = TryRun({tool, "--version"});
+    if (!r) throw std::runtime_error(tool + " cannot be run: install iptables");
+    if (!r->ok()) throw std::runtime_error(tool + " --version: " + r->Describe());
+  }
+}
+
+LayoutOptions IptablesBackend::Layout(const state::NodeState& desired, IpFamily family) const {
+  LayoutOptions o;
+  for (const auto& c : options_.cluster_cidrs) {
+    if (c.family() == family) o.cluster_cidrs.push_back(c);
+  }
+  o.masquerade_all = options_.masquerade_all;
+  if (options_.nodeport_primary) {
+    o.nodeports_on_all_local_addresses = false;
+    for (const auto& ip : desired.node.node_ips) {
+      if (ip.family() == family) o.nodeport_addresses.push_back(ip);
+    }
+  } else if (!options_.nodeport_cidrs.empty()) {
+    const bool all = std::any_of(options_.nodeport_cidrs.begin(), options_.nodeport_cidrs.end(),
+                                 [&](const IpPrefix& c) {
+                                   return c.family() == family && c.length() == 0;
+                                 });
+    o.nodeports_on_all_local_addresses = all;
+    if (!all) {
+      for (const auto& ip : LocalAddressesIn(options_.nodeport_cidrs)) {
+        if (ip.family() == family) o.nodeport_addresses.push_back(ip);
+      }
+    }
+  }
+  return o;
+}
+
+void IptablesBackend::Restore(IpFamily family, const std::string& text) {
+  const std::string tool = Tool(variant_, family, "restore");
+  ProcessResult r = RunProcess({tool, "-w", "5", "--noflush"}, text, kRestoreTimeout);
+  ++stats_.tool_runs;
+  stats_.bytes += text.size();
+  if (!r.ok()) {
+    throw std::runtime_error(tool + " (" + FamilyName(family) + ", " +
+                             std::to_string(text.size()) + " bytes of input): " + r.Describe());
+  }
+}
+
+std::vector<std::string> IptablesBackend::NatChains(IpFamily family) {
+  const std::string tool = Tool(variant_, family, "save");
+  ProcessResult r = RunProcess({tool, "-t", "nat"}, {}, kToolTimeout);
+  ++stats_.tool_runs;
+  if (!r.ok()) throw std::runtime_error(tool + " -t nat: " + r.Describe());
+  std::vector<std::string> chains;
+  size_t pos = 0;
+  while (pos < r.out.size()) {
+    size_t end = r.out.find('\n', pos);
+    if (end == std::string::npos) end = r.out.size();
+    if (r.out[pos] == ':') {
+      const size_t space = r.out.find(' ', pos);
+      chains.push_back(r.out.substr(pos + 1, std::min(space, end) - pos - 1));
+    }
+    pos = end + 1;
+  }
+  return chains;
+}
+
+void IptablesBackend::EnsureJumps(IpFamily family, const LayoutOptions& layout) {
+  const std::string tool = Tool(variant_, family, "");
+  for (const JumpRule& rule : JumpRules(family, layout)) {
+    std::vector<std::string> check = {tool};
+    for (auto& a : JumpArgv(rule, "-C")) check.push_back(std::move(a));
+    ProcessResult r = RunProcess(check, {}, kToolTimeout);
+    ++stats_.tool_runs;
+    if (r.ok()) continue;
+    std::vector<std::string> insert = {tool};
+    for (auto& a : JumpArgv(rule, "-I")) insert.push_back(std::move(a));
+    r = RunProcess(insert, {}, kToolTimeout);
+    ++stats_.tool_runs;
+    if (!r.ok()) {
+      throw std::runtime_error(tool + " -t " + rule.table + " -I " + rule.chain + ": " +
+                               r.Describe());
+    }
+    SLOG_V(1) << "iptables: jump " << rule.table << " " << rule.chain << " -> "
+              << rule.spec.back() << " (" << FamilyName(family) << ") installed";
+  }
+}
+
+void IptablesBackend::Sync(const state::NodeState& desired,
+                           const state::NodeStateChange& change) {
+  stats_ = IptablesSyncStats{};
+  stats_.full = change.full;
+  for (IpFamily f : options_.families) {
+    const LayoutOptions layout = Layout(desired, f);
+    if (change.full) {
+      const std::vector<std::string> existing = NatChains(f);
+      Restore(f, FullRestoreText(desired, f, layout, existing));
+      EnsureJumps(f, layout);
+    } else if (!change.services.empty()) {
+      Restore(f, PartialRestoreText(desired, f, layout, change.services));
+    }
+  }
+  SLOG_V(2) << "iptables: " << (stats_.full ? "full" : "partial") << " sync, " << stats_.bytes
+            << " bytes of restore input, " << stats_.tool_runs << " tool runs";
+}
+
+void IptablesBackend::Cleanup() {
+  std::vector<std::string> failures;
+  for (Variant v : {Variant::kLegacy, Variant::kNft}) {
+    for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+      const std::string tool = Tool(v, f, "");
+      if (!TryRun({Tool(v, f, "save")})) continue;  // not installed
+      for (const JumpRule& rule : JumpRules(f, LayoutOptions{})) {
+        std::vector<std::string> del = {tool};
+        for (auto& a : JumpArgv(rule, "-D")) del.push_back(std::move(a));
+        for (int i = 0; i < 8; ++i) {  // duplicates, if any
+          auto r = TryRun(del);
+          if (!r || !r->ok()) break;
+        }
+      }
+      for (std::string_view table : {"nat", "filter"}) {
+        auto save = TryRun({Tool(v, f, "save"), "-t", std::string(table)});
+        if (!save || !save->ok()) continue;
+        const std::string text = CleanupRestoreText(table, save->out);
+        if (text.empty()) continue;
+        auto r = TryRun({Tool(v, f, "restore"), "-w", "5", "--noflush"}, text);
+        if (!r || !r->ok()) {
+          failures.push_back(Tool(v, f, "restore") + " " + std::string(table) + ": " +
+                             (r ? r->Describe() : std::string("cannot run")));
+        } else {
+          SLOG_INFO << "cleanup: removed our " << table << " chains (" << Tool(v, f, "")
+                    << ")";
+        }
+      }
+    }
+  }
+  if (!failures.empty()) {
+    std::string msg = "iptables cleanup:";
+    for (const auto& f : failures) msg += " " + f + ";";
+    msg.pop_back();
+    throw std::runtime_error(msg);
+  }
+}
+
+}  // namespace sluice::proxy::iptables
