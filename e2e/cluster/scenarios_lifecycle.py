@@ -6,6 +6,10 @@ promises (no NodePort sockets, /healthz and /metrics). Mirrors "[sig-network] Se
 
 import contextlib
 import json
+import os
+import signal
+import threading
+import time
 
 from cluster import probes
 from cluster.conformance import scenario
@@ -318,3 +322,45 @@ def proxy_urls(t):
         for name in ("kubeproxy_sync_proxy_rules_duration_seconds",
                      "kubeproxy_sync_proxy_rules_last_timestamp_seconds"):
             t.check(name in (m.text or ""), f"{node.name} /metrics lacks {name}")
+
+
+@scenario("agent killed and restarted: no request lost",
+          mirrors="[sig-network] Services should work after restarting kube-proxy [Disruptive] "
+                  "(with traffic flowing throughout)")
+def agent_killed_no_request_lost(t):
+    """Requests every ~20 ms through a ClusterIP while the client node's agent is SIGKILLed and
+    started again: the rules stay in the kernel while it is away, and its restart (a full sync
+    over rules already there) must not drop a single one."""
+    web = [t.add_pod("web", n) for n in t.cluster.nodes[:2]]
+    client = t.add_pod("client", 1)
+    svc = t.create_service(families=("IPv4",))
+    ip = t.cluster_ips(svc)[0]
+    t.expect_spread(client, "HTTP", ip, 80, web)
+    node = t.cluster.node(1)
+    done = threading.Event()
+
+    def cycle():
+        try:
+            time.sleep(0.3)
+            os.killpg(node.agent.proc.pid, signal.SIGKILL)
+            node.agent.proc.wait(10)
+            time.sleep(0.3)
+            node.agent.start()
+            t.cluster.wait_synced()
+            time.sleep(0.5)
+        finally:
+            done.set()
+    threading.Thread(target=cycle, daemon=True).start()
+    answered, failures = 0, []
+    while not done.is_set():
+        a = probes.hostname(client, "HTTP", ip, 80)
+        if a.ok and a.text in {p.name for p in web}:
+            answered += 1
+        else:
+            failures.append(str(a))
+        time.sleep(0.02)
+    t.check(node.agent.running(), f"{node.name}'s agent did not come back: "
+                                  f"{node.agent.exit_reason()}")
+    t.check(not failures, f"{len(failures)} of {answered + len(failures)} requests failed while "
+                          f"the agent restarted; first: {failures[:2]}")
+    t.check(answered >= 10, f"only {answered} requests were made during the restart")

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "dataplane/nft/netns_testing.h"
+#include "proxy/backends/iptables/iptables_backend.h"
 #include "proxy/backends/iptables/layout.h"
 
 namespace sluice::proxy::iptables {
@@ -243,6 +244,116 @@ INSTANTIATE_TEST_SUITE_P(Tools, RestoreKernelTest,
                            return std::get<0>(info.param) +
                                   (std::get<1>(info.param) == IpFamily::kV4 ? "_ipv4" : "_ipv6");
                          });
+
+// The backend itself, per variant, in a fresh namespace: full and partial syncs, drift repaired
+// by the next full sync, a foreign chain and its jump never touched, cleanup.
+class BackendKernelTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    tools_ = ToolsFor(GetParam(), IpFamily::kV4);
+    if (tools_.restore.empty() || tools_.save.empty() || tools_.iptables.empty()) {
+      GTEST_SKIP() << GetParam() << " tools not installed";
+    }
+  }
+  Variant variant() const { return GetParam() == "legacy" ? Variant::kLegacy : Variant::kNft; }
+  std::string Nat() const { return RunCommand({tools_.save, "-t", "nat"}); }
+  Tools tools_;
+};
+
+bool Has(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+TEST_P(BackendKernelTest, SyncsRepairsDriftLeavesForeignChainsAndCleansUp) {
+  SLUICE_IN_FRESH_NETNS([&] {
+    RunCommand({tools_.iptables, "-t", "nat", "-N", "FOREIGN"});
+    RunCommand({tools_.iptables, "-t", "nat", "-A", "FOREIGN", "-d", "198.51.100.1", "-j",
+                "RETURN"});
+    RunCommand({tools_.iptables, "-t", "nat", "-A", "PREROUTING", "-j", "FOREIGN"});
+
+    IptablesOptions o;
+    o.variant = variant();
+    o.families = {IpFamily::kV4};
+    o.cluster_cidrs = {IpPrefix::MustParse("10.0.0.0/8")};
+    IptablesBackend backend(o);
+    EXPECT_EQ(backend.variant(), variant());
+
+    state::NodeState st;
+    auto web = Port("web", "172.30.0.41", 80,
+                    {Ep("10.180.0.1", 8080), Ep("10.180.0.2", 8080), Ep("10.180.0.3", 8080)});
+    auto dns = Port("dns", "172.30.0.10", 53, {Ep("10.180.0.7", 53)});
+    for (auto* p : {&web, &dns}) {
+      auto s = Svc(*p);
+      st.services[s->key] = s;
+    }
+    state::NodeStateChange full;
+    full.full = true;
+    backend.Sync(st, full);
+    const std::string web_svc = ServicePortChainName(PortChain::kCluster, web.name);
+    const std::string dns_svc = ServicePortChainName(PortChain::kCluster, dns.name);
+    const std::string gone_sep = EndpointChainName(web.name, web.cluster_endpoints[0]);
+    std::string nat = Nat();
+    EXPECT_TRUE(Has(nat, ":" + web_svc) && Has(nat, ":" + dns_svc) && Has(nat, ":" + gone_sep))
+        << nat;
+    EXPECT_TRUE(Has(nat, "-j KUBE-SERVICES")) << nat;  // the jump from PREROUTING/OUTPUT
+    EXPECT_TRUE(Has(nat, "-A FOREIGN -d 198.51.100.1/32 -j RETURN")) << nat;
+    EXPECT_TRUE(Has(nat, "-A PREROUTING -j FOREIGN")) << nat;
+
+    // One endpoint goes: a partial sync rewrites web's chains and deletes that endpoint's.
+    auto before = st.services.at("ns/web");
+    auto web2 = web;
+    web2.cluster_endpoints.erase(web2.cluster_endpoints.begin());
+    auto after = Svc(web2);
+    st.services["ns/web"] = after;
+    state::NodeStateChange partial;
+    partial.services.push_back(state::ServiceDiff{"ns/web", before, after});
+    backend.Sync(st, partial);
+    EXPECT_FALSE(backend.last_sync().full);
+    nat = Nat();
+    EXPECT_FALSE(Has(nat, ":" + gone_sep)) << nat;
+    EXPECT_TRUE(Has(nat, ":" + dns_svc)) << nat;
+
+    // Drift: the dispatch chain flushed and a jump deleted by hand; the next full sync repairs.
+    RunCommand({tools_.iptables, "-t", "nat", "-F", "KUBE-SERVICES"});
+    RunCommand({tools_.iptables, "-t", "nat", "-D", "PREROUTING", "-m", "comment", "--comment",
+                "kubernetes service portals", "-j", "KUBE-SERVICES"});
+    nat = Nat();
+    ASSERT_FALSE(Has(nat, "-A PREROUTING -m comment --comment \"kubernetes service portals\""))
+        << nat;
+    backend.Sync(st, full);
+    nat = Nat();
+    EXPECT_TRUE(Has(nat, "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j "
+                         "KUBE-SERVICES"))
+        << nat;
+    EXPECT_TRUE(Has(nat, "-A KUBE-SERVICES -d 172.30.0.41/32")) << nat;
+    EXPECT_TRUE(Has(nat, "-A FOREIGN -d 198.51.100.1/32 -j RETURN")) << nat;
+
+    backend.Cleanup();
+    nat = Nat();
+    EXPECT_FALSE(Has(nat, "KUBE-")) << nat;
+    EXPECT_TRUE(Has(nat, "-A PREROUTING -j FOREIGN")) << nat;
+    EXPECT_TRUE(Has(nat, "-A FOREIGN -d 198.51.100.1/32 -j RETURN")) << nat;
+    EXPECT_FALSE(Has(RunCommand({tools_.save, "-t", "filter"}), "KUBE-"));
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, BackendKernelTest, ::testing::Values("legacy", "nft"));
+
+TEST(DetectVariantKernel, FollowsWhereTheRulesAre) {
+  if (ToolsFor("legacy", IpFamily::kV4).iptables.empty() ||
+      ToolsFor("nft", IpFamily::kV4).iptables.empty()) {
+    GTEST_SKIP() << "needs both iptables variants";
+  }
+  SLUICE_IN_FRESH_NETNS([] {
+    std::string why;
+    EXPECT_EQ(DetectVariant(&why), Variant::kNft) << why;  // nothing anywhere: nft
+    RunCommand({"iptables-legacy", "-t", "filter", "-A", "INPUT", "-s", "192.0.2.1", "-j",
+                "ACCEPT"});
+    EXPECT_EQ(DetectVariant(&why), Variant::kLegacy) << why;
+    RunCommand({"iptables-nft", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT"});
+    EXPECT_EQ(DetectVariant(&why), Variant::kNft) << why;  // the kubelet's hint wins
+  });
+}
 
 }  // namespace
 }  // namespace sluice::proxy::iptables
