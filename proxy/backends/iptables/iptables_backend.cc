@@ -167,44 +167,27 @@ void IptablesBackend::Restore(IpFamily family, const std::string& text) {
   }
 }
 
-std::vector<std::string> IptablesBackend::NatChains(IpFamily family) {
+std::string IptablesBackend::Save(IpFamily family, std::string_view table) {
   const std::string tool = Tool(variant_, family, "save");
-  ProcessResult r = RunProcess({tool, "-t", "nat"}, {}, kToolTimeout);
+  ProcessResult r = RunProcess({tool, "-t", std::string(table)}, {}, kToolTimeout);
   ++stats_.tool_runs;
-  if (!r.ok()) throw std::runtime_error(tool + " -t nat: " + r.Describe());
+  if (!r.ok()) throw std::runtime_error(tool + " -t " + std::string(table) + ": " + r.Describe());
+  return std::move(r.out);
+}
+
+std::vector<std::string> ChainNames(std::string_view save_output) {
   std::vector<std::string> chains;
   size_t pos = 0;
-  while (pos < r.out.size()) {
-    size_t end = r.out.find('\n', pos);
-    if (end == std::string::npos) end = r.out.size();
-    if (r.out[pos] == ':') {
-      const size_t space = r.out.find(' ', pos);
-      chains.push_back(r.out.substr(pos + 1, std::min(space, end) - pos - 1));
+  while (pos < save_output.size()) {
+    size_t end = save_output.find('\n', pos);
+    if (end == std::string_view::npos) end = save_output.size();
+    if (save_output[pos] == ':') {
+      const size_t space = save_output.find(' ', pos);
+      chains.emplace_back(save_output.substr(pos + 1, std::min(space, end) - pos - 1));
     }
     pos = end + 1;
   }
   return chains;
-}
-
-void IptablesBackend::EnsureJumps(IpFamily family, const LayoutOptions& layout) {
-  const std::string tool = Tool(variant_, family, "");
-  for (const JumpRule& rule : JumpRules(family, layout)) {
-    std::vector<std::string> check = {tool};
-    for (auto& a : JumpArgv(rule, "-C")) check.push_back(std::move(a));
-    ProcessResult r = RunProcess(check, {}, kToolTimeout);
-    ++stats_.tool_runs;
-    if (r.ok()) continue;
-    std::vector<std::string> insert = {tool};
-    for (auto& a : JumpArgv(rule, "-I")) insert.push_back(std::move(a));
-    r = RunProcess(insert, {}, kToolTimeout);
-    ++stats_.tool_runs;
-    if (!r.ok()) {
-      throw std::runtime_error(tool + " -t " + rule.table + " -I " + rule.chain + ": " +
-                               r.Describe());
-    }
-    SLOG_V(1) << "iptables: jump " << rule.table << " " << rule.chain << " -> "
-              << rule.spec.back() << " (" << FamilyName(family) << ") installed";
-  }
 }
 
 void IptablesBackend::Sync(const state::NodeState& desired,
@@ -214,9 +197,17 @@ void IptablesBackend::Sync(const state::NodeState& desired,
   for (IpFamily f : options_.families) {
     const LayoutOptions layout = Layout(desired, f);
     if (change.full) {
-      const std::vector<std::string> existing = NatChains(f);
-      Restore(f, FullRestoreText(desired, f, layout, existing));
-      EnsureJumps(f, layout);
+      const std::string nat = Save(f, "nat");
+      const std::string filter = Save(f, "filter");
+      std::vector<JumpRule> missing;
+      for (JumpRule& j : JumpRules(f, layout)) {
+        if (!HasJump(j.table == "nat" ? nat : filter, j)) {
+          SLOG_V(1) << "iptables: jump " << j.table << " " << j.chain << " -> "
+                    << j.spec.back() << " (" << FamilyName(f) << ") missing: inserted";
+          missing.push_back(std::move(j));
+        }
+      }
+      Restore(f, FullRestoreText(desired, f, layout, ChainNames(nat), missing));
     } else if (!change.services.empty()) {
       Restore(f, PartialRestoreText(desired, f, layout, change.services));
     }

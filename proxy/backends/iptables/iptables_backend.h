@@ -4,7 +4,8 @@
 //
 // A full sync (the first, the periodic one, the one after a failure) declares and fills every
 // chain of ours, deletes service chains nothing wants any more (read back with iptables-save)
-// and puts the jumps from the built-in chains back if they went missing. A partial sync writes
+// and inserts the jumps from the built-in chains that are missing, all in one restore; it reads
+// the tables first with iptables-save (three tool runs per family). A partial sync writes
 // the shared dispatch chains and only the changed Services' chains. Chains of others are never
 // read or touched. Each restore is one transaction of the tool: refused input leaves the
 // previous rules in force (the error names the tool, the family and the kernel's reason), and
@@ -72,13 +73,15 @@ class IptablesBackend : public Backend {
  private:
   LayoutOptions Layout(const state::NodeState& desired, IpFamily family) const;
   void Restore(IpFamily family, const std::string& text);
-  std::vector<std::string> NatChains(IpFamily family);
-  void EnsureJumps(IpFamily family, const LayoutOptions& layout);
+  std::string Save(IpFamily family, std::string_view table);
 
   IptablesOptions options_;
   Variant variant_;
   IptablesSyncStats stats_;
 };
+
+// The chains declared in iptables-save output.
+std::vector<std::string> ChainNames(std::string_view save_output);
 
 // The restore text removing every chain of ours found in `save_output` (iptables-save of the
 // table), for --cleanup: declared (flushed) first, then deleted, so references among them go.

@@ -116,13 +116,25 @@ struct ServiceRules {
 ServiceRules RenderService(const state::ServiceState& service, IpFamily family,
                            const LayoutOptions& options, const state::NodeInfo& node);
 
+// A rule in a built-in chain jumping to ours, kube-proxy's list in its order (JumpRules). A full
+// sync inserts the missing ones (HasJump) at the top of their chains: the last ends up first,
+// as with kube-proxy's -C / -I.
+struct JumpRule {
+  std::string table;              // "filter", "nat"
+  std::string chain;              // "INPUT", "PREROUTING", ...
+  std::vector<std::string> spec;  // "-m", "conntrack", ..., "-j", "KUBE-SERVICES"
+  bool operator==(const JumpRule&) const = default;
+};
+
 // Input for `iptables-restore --noflush` (`ip6tables-restore` for IPv6) programming everything:
 // every chain of ours declared (which flushes it) and filled. Service chains listed in
 // `existing_nat_chains` (the nat table's chains now, from iptables-save) that no Service wants
-// any more are deleted. The base chains' jumps are not in it: see JumpRules.
+// any more are deleted. `missing_jumps` are inserted by the same transaction ("-I" lines at the
+// end of their table's section), so installing them costs no extra tool run.
 std::string FullRestoreText(const state::NodeState& state, IpFamily family,
                             const LayoutOptions& options,
-                            std::span<const std::string> existing_nat_chains = {});
+                            std::span<const std::string> existing_nat_chains = {},
+                            std::span<const JumpRule> missing_jumps = {});
 
 // Input for a partial sync after `changed` (the tracker's diffs; `desired` already holds every
 // `after`): the shared chains rewritten, the changed Services' chains rewritten, and their chains
@@ -132,18 +144,13 @@ std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
                                const LayoutOptions& options,
                                std::span<const state::ServiceDiff> changed);
 
-// A rule in a built-in chain jumping to ours, kube-proxy's list in its order. Install each with
-// -C (check), and -I (insert at the top) when missing, after a full restore has created the
-// target chains: the last one ends up first, as with kube-proxy.
-struct JumpRule {
-  std::string table;              // "filter", "nat"
-  std::string chain;              // "INPUT", "PREROUTING", ...
-  std::vector<std::string> spec;  // "-m", "conntrack", ..., "-j", "KUBE-SERVICES"
-  bool operator==(const JumpRule&) const = default;
-};
 std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options);
 // The iptables/ip6tables arguments for `rule` with `op` ("-C", "-I", "-D"), waiting up to 5 s
 // for the xtables lock: {"-w", "5", "-t", table, op, chain, spec...}.
 std::vector<std::string> JumpArgv(const JumpRule& rule, std::string_view op);
+// Whether `save_output` (iptables-save of the rule's table) holds the jump: a rule in its chain
+// with its target and its comment (the comments tell kube-proxy's jumps apart), however the
+// tool prints the matches.
+bool HasJump(std::string_view save_output, const JumpRule& rule);
 
 }  // namespace sluice::proxy::iptables

@@ -155,14 +155,14 @@ TEST(IptablesLayout, ClusterIpWithThreeEndpointsFullText) {
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
 *nat
-:KUBE-SERVICES - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]
-:KUBE-SEP-CPWPCALSNDDLLDLJ - [0:0]
-:KUBE-SEP-VLCBLZ3INDL6LVTP - [0:0]
-:KUBE-SEP-NAZVJRW4ZXJURRRS - [0:0]
-:KUBE-POSTROUTING - [0:0]
 :KUBE-MARK-MASQ - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-SEP-CPWPCALSNDDLLDLJ - [0:0]
+:KUBE-SEP-NAZVJRW4ZXJURRRS - [0:0]
+:KUBE-SEP-VLCBLZ3INDL6LVTP - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]
 -A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
@@ -394,14 +394,14 @@ TEST(IptablesLayout, Ipv6FullText) {
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
 *nat
-:KUBE-SERVICES - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-SVC-WIAVBDJFSBFKTY5M - [0:0]
 :KUBE-EXT-WIAVBDJFSBFKTY5M - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-POSTROUTING - [0:0]
 :KUBE-SEP-M4K5NZNYA2IKHBMO - [0:0]
 :KUBE-SEP-YFTP4PSS4KLARC6R - [0:0]
-:KUBE-POSTROUTING - [0:0]
-:KUBE-MARK-MASQ - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-WIAVBDJFSBFKTY5M - [0:0]
 -A KUBE-SERVICES -m comment --comment "ns7/svc7:p53 cluster IP" -m udp -p udp -d fd00:30::7 --dport 53 -j KUBE-SVC-WIAVBDJFSBFKTY5M
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS
 -A KUBE-NODEPORTS -m comment --comment ns7/svc7:p53 -m udp -p udp --dport 30053 -j KUBE-EXT-WIAVBDJFSBFKTY5M
@@ -505,14 +505,13 @@ TEST(IptablesLayout, KubeProxysOverallScenario) {
 -A KUBE-PROXY-FIREWALL -m comment --comment "ns5/svc5:p80 traffic not accepted by KUBE-FW-NUKIZ6OKUXPJNT4C" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j DROP
 COMMIT
 *nat
-:KUBE-NODEPORTS - [0:0]
-:KUBE-SERVICES - [0:0]
 :KUBE-EXT-4SW47YFZTEDKD3PK - [0:0]
 :KUBE-EXT-GNZBNJ2PO5MGZ6GT - [0:0]
 :KUBE-EXT-NUKIZ6OKUXPJNT4C - [0:0]
 :KUBE-EXT-X27LE4BHSL4DOUIK - [0:0]
 :KUBE-FW-NUKIZ6OKUXPJNT4C - [0:0]
 :KUBE-MARK-MASQ - [0:0]
+:KUBE-NODEPORTS - [0:0]
 :KUBE-POSTROUTING - [0:0]
 :KUBE-SEP-C6EBXVWJJZMIWKLZ - [0:0]
 :KUBE-SEP-I77PXRDZVX7PMWMN - [0:0]
@@ -520,6 +519,7 @@ COMMIT
 :KUBE-SEP-RS4RBKLTHTF2IUXJ - [0:0]
 :KUBE-SEP-SXIVWICOYRO3J4NJ - [0:0]
 :KUBE-SEP-UKSFD7AGPMPPLUHC - [0:0]
+:KUBE-SERVICES - [0:0]
 :KUBE-SVC-4SW47YFZTEDKD3PK - [0:0]
 :KUBE-SVC-GNZBNJ2PO5MGZ6GT - [0:0]
 :KUBE-SVC-NUKIZ6OKUXPJNT4C - [0:0]
@@ -605,12 +605,12 @@ TEST(IptablesLayout, PartialTextForOneEndpointChange) {
 :KUBE-PROXY-FIREWALL - [0:0]
 COMMIT
 *nat
-:KUBE-SERVICES - [0:0]
 :KUBE-NODEPORTS - [0:0]
-:KUBE-SVC-PPBSTXGMF4OXFMWK - [0:0]
 :KUBE-SEP-5M3UK7KXO4MOBXUS - [0:0]
-:KUBE-SEP-BF4QWWKRAYUTLP6J - [0:0]
 :KUBE-SEP-7UC2XTHCPWYET5QZ - [0:0]
+:KUBE-SEP-BF4QWWKRAYUTLP6J - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-PPBSTXGMF4OXFMWK - [0:0]
 -A KUBE-SERVICES -m comment --comment "ns1/db:p5432 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 5432 -j KUBE-SVC-TEEUQMCTN7DAR4EM
 -A KUBE-SERVICES -m comment --comment "ns1/web:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-PPBSTXGMF4OXFMWK
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS
@@ -726,6 +726,28 @@ TEST(IptablesLayout, JumpRulesAreKubeProxys) {
   // Each argument is one argv entry: the comment is not split or quoted.
   EXPECT_EQ(JumpArgv(JumpRules(IpFamily::kV4, Opts())[0], "-I")[13],
             "kubernetes externally-visible service portals");
+}
+
+TEST(IptablesLayout, MissingJumpsGoInTheRestoreTextAndAreFoundInSaveOutput) {
+  const auto jumps = JumpRules(IpFamily::kV4, Opts());
+  const JumpRule& portals = jumps.back();  // nat PREROUTING -> KUBE-SERVICES
+  ASSERT_EQ(portals.chain, "POSTROUTING");
+  const JumpRule& prerouting = jumps[jumps.size() - 2];
+  const std::string text = FullRestoreText(Node({}), IpFamily::kV4, Opts(), {}, {{prerouting}});
+  const std::string line =
+      "-I PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n";
+  ASSERT_NE(text.find(line), std::string::npos) << text;
+  EXPECT_GT(text.find(line), text.find("*nat"));
+  EXPECT_LT(text.find(line), text.rfind("COMMIT"));
+
+  const std::string save =
+      "*nat\n:PREROUTING ACCEPT [0:0]\n"
+      "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
+      "-A OUTPUT -j KUBE-SERVICES\nCOMMIT\n";
+  EXPECT_TRUE(HasJump(save, prerouting));
+  // Same chain and target, another comment (or none): not ours.
+  EXPECT_FALSE(HasJump(save, jumps[jumps.size() - 3]));  // nat OUTPUT, with its comment
+  EXPECT_FALSE(HasJump(save, portals));
 }
 
 }  // namespace
