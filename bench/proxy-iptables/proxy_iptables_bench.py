@@ -338,9 +338,11 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
     try:
         res["plain_restore_ms"], _ = bare_restore(args, variant, plain_path, "plain")
     except Stopped as e:
-        res["stopped"] = e.args[0]
-        log(f"  {variant}: the rest of {size:,} Services skipped")
-        return res
+        # The plain text's chains are in kube-proxy's order, which iptables-nft-restore handles
+        # quadratically; ours (and the agent's rules read back) are declared in name order, so
+        # the rest is still measured, each run under the same cap.
+        res["plain_stopped"] = True
+        log(f"  {variant}: plain text past the cap; the agent and its rules are still measured")
 
     # 1b. Our full sync.
     try:
@@ -454,6 +456,8 @@ def variant_rows(res, args):
     cap = f"> {args.cap:.0f} s (stopped)"
 
     def missing(stage):
+        if stage == "plain" and res.get("plain_stopped"):
+            return cap
         return cap if stopped == stage else "skipped"
 
     def once(runs):

@@ -1,6 +1,7 @@
 #include "proxy/backends/iptables/iptables_backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "common/log.h"
@@ -192,11 +193,26 @@ std::vector<std::string> ChainNames(std::string_view save_output) {
 
 void IptablesBackend::Sync(const state::NodeState& desired,
                            const state::NodeStateChange& change) {
+  size_t endpoints = 0;
+  for (const auto& [key, service] : desired.services) {
+    for (const auto& p : service->ports) {
+      endpoints += std::max(p.cluster_endpoints.size(), p.local_endpoints.size());
+    }
+  }
+  const bool large = endpoints > kLargeClusterEndpoints;
+  // Every endpoint rule changes with the mode: a partial sync cannot switch it.
+  const bool full = change.full || large != large_cluster_;
+  if (large != large_cluster_) {
+    SLOG_INFO << "iptables: " << endpoints << " endpoints: large-cluster mode "
+              << (large ? "on (no comments on endpoint rules)" : "off");
+  }
+  large_cluster_ = large;
   stats_ = IptablesSyncStats{};
-  stats_.full = change.full;
+  stats_.full = full;
   for (IpFamily f : options_.families) {
-    const LayoutOptions layout = Layout(desired, f);
-    if (change.full) {
+    LayoutOptions layout = Layout(desired, f);
+    layout.large_cluster = large;
+    if (full) {
       const std::string nat = Save(f, "nat");
       const std::string filter = Save(f, "filter");
       std::vector<JumpRule> missing;
@@ -207,7 +223,17 @@ void IptablesBackend::Sync(const state::NodeState& desired,
           missing.push_back(std::move(j));
         }
       }
-      Restore(f, FullRestoreText(desired, f, layout, ChainNames(nat), missing));
+      const auto t0 = std::chrono::steady_clock::now();
+      std::string text = FullRestoreText(desired, f, layout, ChainNames(nat), missing);
+      const auto t1 = std::chrono::steady_clock::now();
+      Restore(f, text);
+      SLOG_V(2) << "iptables: full text rendered in "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count()
+                << " ms, restored in "
+                << std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::steady_clock::now() - t1)
+                       .count()
+                << " ms";
     } else if (!change.services.empty()) {
       Restore(f, PartialRestoreText(desired, f, layout, change.services));
     }

@@ -78,6 +78,7 @@ class IptablesBackend : public Backend {
   IptablesOptions options_;
   Variant variant_;
   IptablesSyncStats stats_;
+  bool large_cluster_ = false;
 };
 
 // The chains declared in iptables-save output.

@@ -5,6 +5,7 @@
 #include <iterator>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #include "common/sha256.h"
@@ -267,10 +268,11 @@ class PortRenderer {
       const auto& sep = endpoint_chains[i];
       auto& rules = Rules(sep);
       // Hairpin: an endpoint reaching itself through the service must see another source.
-      rules.push_back(
-          Line(sep).Comment(name_).Add("-s " + endpoints[i].ip.ToString()).Jump(kMarkMasqChain));
+      Line hairpin(sep);
+      EndpointComment(hairpin, name_);
+      rules.push_back(hairpin.Add("-s " + endpoints[i].ip.ToString()).Jump(kMarkMasqChain));
       Line dnat(sep);
-      dnat.Comment(name_);
+      EndpointComment(dnat, name_);
       if (p_.affinity_timeout_seconds != 0) dnat.Add("-m recent --name " + sep + " --set");
       rules.push_back(dnat.Add(Proto()).Jump("DNAT --to-destination " + endpoints[i].ToString()));
     }
@@ -280,6 +282,11 @@ class PortRenderer {
   std::string Proto() const { return "-m " + std::string(proto_) + " -p " + std::string(proto_); }
   std::string Dest(const IpAddress& ip, const std::string& port) const {
     return Proto() + " -d " + ip.ToString() + " --dport " + port;
+  }
+  // kube-proxy's large-cluster mode: the per-endpoint rules carry no comment (in the legacy
+  // kernel tables a comment costs 256 bytes a rule, per CPU).
+  void EndpointComment(Line& line, std::string_view comment) const {
+    if (!o_.large_cluster) line.Comment(comment);
   }
   std::string NoEndpointsComment(TrafficVerdict v) const {
     return name_ + (v == TrafficVerdict::kDrop ? " has no local endpoints" : " has no endpoints");
@@ -316,16 +323,16 @@ class PortRenderer {
     if (p_.affinity_timeout_seconds != 0) {
       for (const auto& e : endpoints) {
         const std::string sep = EndpointChainName(p_.name, e);
-        rules.push_back(Line(chain)
-                            .Comment(name_ + " -> " + e.ToString())
-                            .Add("-m recent --name " + sep + " --rcheck --seconds " +
+        Line line(chain);
+        EndpointComment(line, name_ + " -> " + e.ToString());
+        rules.push_back(line.Add("-m recent --name " + sep + " --rcheck --seconds " +
                                  std::to_string(p_.affinity_timeout_seconds) + " --reap")
                             .Jump(sep));
       }
     }
     for (size_t i = 0; i < endpoints.size(); ++i) {
       Line line(chain);
-      line.Comment(name_ + " -> " + endpoints[i].ToString());
+      EndpointComment(line, name_ + " -> " + endpoints[i].ToString());
       if (i + 1 < endpoints.size()) {
         line.Add("-m statistic --mode random --probability " + Probability(endpoints.size() - i));
       }
@@ -362,6 +369,9 @@ std::string DeclareLine(std::string_view chain) {
 
 // The restore text. `rewrite(key)` says whether a Service's chains are written; `full` adds the
 // static chains and deletes the service chains among `existing` that no Service wrote.
+// Below this many Services one thread renders (a thread costs more than it saves).
+constexpr size_t kParallelRenderServices = 2000;
+
 // "-I CHAIN spec..." restore lines for the jumps of `table`, arguments with spaces quoted.
 std::vector<std::string> JumpLines(std::span<const JumpRule> jumps, std::string_view table) {
   std::vector<std::string> out;
@@ -386,16 +396,47 @@ std::string RestoreText(const state::NodeState& st, IpFamily family, const Layou
                         Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
                         std::span<const std::string> existing = {},
                         std::span<const JumpRule> jumps = {}) {
-  std::array<std::vector<std::string>, kSharedChainCount> shared;
-  std::vector<Chain> chains;
-  for (const auto& [key, service] : st.services) {
-    const bool write_chains = rewrite(key);
-    ServiceRules r = Render(*service, family, o, st.node, write_chains);
-    for (size_t i = 0; i < kSharedChainCount; ++i) {
-      std::move(r.shared[i].begin(), r.shared[i].end(), std::back_inserter(shared[i]));
+  // Services render independently: a large table is rendered in two halves on two threads
+  // (the tool parsing it is the long part of a sync; this keeps our share of it small), then
+  // joined in key order.
+  struct Part {
+    std::array<std::vector<std::string>, kSharedChainCount> shared;
+    std::vector<Chain> chains;
+  };
+  using Iter = decltype(st.services.begin());
+  auto render = [&](Iter from, Iter to, Part& part) {
+    for (auto it = from; it != to; ++it) {
+      const bool write_chains = rewrite(it->first);
+      ServiceRules r = Render(*it->second, family, o, st.node, write_chains);
+      for (size_t i = 0; i < kSharedChainCount; ++i) {
+        std::move(r.shared[i].begin(), r.shared[i].end(), std::back_inserter(part.shared[i]));
+      }
+      if (write_chains) {
+        std::move(r.chains.begin(), r.chains.end(), std::back_inserter(part.chains));
+      }
     }
-    if (write_chains) std::move(r.chains.begin(), r.chains.end(), std::back_inserter(chains));
+  };
+  Part first, second;
+  if (st.services.size() >= kParallelRenderServices) {
+    Iter mid = st.services.begin();
+    std::advance(mid, static_cast<std::ptrdiff_t>(st.services.size() / 2));
+    std::thread helper([&] { render(mid, st.services.end(), second); });
+    try {
+      render(st.services.begin(), mid, first);
+    } catch (...) {
+      helper.join();
+      throw;
+    }
+    helper.join();
+  } else {
+    render(st.services.begin(), st.services.end(), first);
   }
+  std::array<std::vector<std::string>, kSharedChainCount>& shared = first.shared;
+  std::vector<Chain>& chains = first.chains;
+  for (size_t i = 0; i < kSharedChainCount; ++i) {
+    std::move(second.shared[i].begin(), second.shared[i].end(), std::back_inserter(shared[i]));
+  }
+  std::move(second.chains.begin(), second.chains.end(), std::back_inserter(chains));
   if (full && !existing.empty()) {
     std::set<std::string_view> wanted;
     for (const auto& c : chains) wanted.insert(c.name);
@@ -534,6 +575,17 @@ bool IsServiceChain(std::string_view chain) {
 }
 
 std::string Probability(size_t n) {
+  // Formatting a double is slow; most Services have few endpoints.
+  static const std::vector<std::string> kSmall = [] {
+    std::vector<std::string> v(257);
+    for (size_t i = 1; i < v.size(); ++i) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%0.10f", 1.0 / static_cast<double>(i));
+      v[i] = buf;
+    }
+    return v;
+  }();
+  if (n > 0 && n < kSmall.size()) return kSmall[n];
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%0.10f", 1.0 / static_cast<double>(n));
   return buf;

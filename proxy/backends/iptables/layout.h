@@ -50,6 +50,9 @@ inline constexpr std::string_view kFirewallChain = "KUBE-FIREWALL";  // localhos
 inline constexpr std::string_view kPostroutingChain = "KUBE-POSTROUTING";
 inline constexpr std::string_view kMarkMasqChain = "KUBE-MARK-MASQ";
 
+// kube-proxy's largeClusterEndpointsThreshold.
+inline constexpr size_t kLargeClusterEndpoints = 1000;
+
 struct LayoutOptions {
   // Traffic from outside these (one per family at most) to a ClusterIP is masqueraded, and pods
   // inside them short-circuit externalTrafficPolicy Local. Empty: no local-traffic detection.
@@ -63,6 +66,10 @@ struct LayoutOptions {
   // 127.0.0.0/8, which needs net.ipv4.conf.all.route_localnet=1 (the backend's job) and brings
   // KUBE-FIREWALL's guard against martian localnet traffic. Off: loopback is excluded.
   bool localhost_nodeports = false;
+  // kube-proxy's large-cluster mode (more than kLargeClusterEndpoints endpoints in all): the
+  // rules of KUBE-SEP- chains and the KUBE-SVC-/KUBE-SVL- rules choosing endpoints are written
+  // without comments.
+  bool large_cluster = false;
   // KUBE-MARK-MASQ sets it, KUBE-POSTROUTING masquerades packets carrying it.
   uint32_t masquerade_mark = 0x4000;
   bool operator==(const LayoutOptions&) const = default;

@@ -750,5 +750,37 @@ TEST(IptablesLayout, MissingJumpsGoInTheRestoreTextAndAreFoundInSaveOutput) {
   EXPECT_FALSE(HasJump(save, portals));
 }
 
+TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointComments) {
+  // Enough Services for the two-thread rendering: the text must be what one thread writes,
+  // Services in key order, each one's rules whole.
+  std::vector<state::ServiceStatePtr> services;
+  for (int i = 0; i < 2600; ++i) {
+    char ip[32], ep[32];
+    std::snprintf(ip, sizeof ip, "172.30.%d.%d", i / 250, i % 250 + 1);
+    std::snprintf(ep, sizeof ep, "10.%d.%d.%d", i / 62500, i / 250 % 250, i % 250 + 1);
+    char name[16];
+    std::snprintf(name, sizeof name, "s%05d", i);
+    services.push_back(Svc({Port("ns", name, ip, 80, {Ep(ep, 8080)})}));
+  }
+  const state::NodeState st = Node(services);
+  const std::string text = FullRestoreText(st, IpFamily::kV4, Opts());
+  size_t last = 0;
+  for (int i = 0; i < 2600; i += 97) {
+    char needle[64];
+    std::snprintf(needle, sizeof needle, "\"ns/s%05d:p80 cluster IP\"", i);
+    const size_t at = text.find(needle);
+    ASSERT_NE(at, std::string::npos) << needle;
+    EXPECT_GT(at, last) << needle;
+    last = at;
+  }
+  // Large-cluster mode: the endpoint rules lose their comments, the others keep theirs.
+  LayoutOptions large = Opts();
+  large.large_cluster = true;
+  const std::string big = FullRestoreText(st, IpFamily::kV4, large);
+  EXPECT_LT(big.size(), text.size());
+  EXPECT_EQ(big.find(" -> 10."), std::string::npos);  // no "svc -> endpoint" comments
+  EXPECT_NE(big.find("\"ns/s01300:p80 cluster IP\""), std::string::npos);  // others stay
+}
+
 }  // namespace
 }  // namespace sluice::proxy::iptables

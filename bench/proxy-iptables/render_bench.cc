@@ -1,0 +1,80 @@
+// How long the iptables backend's restore texts take to render, without any tool: N ClusterIP
+// Services x 10 endpoints, the full text and a one-endpoint partial text. Prints milliseconds.
+//   sluice-iptables-render-bench [N...]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/backends/iptables/layout.h"
+
+using namespace sluice;
+
+namespace {
+
+state::NodeState Make(int n) {
+  state::NodeState st;
+  st.node.node_ips = {IpAddress::MustParse("192.168.0.2")};
+  for (int i = 0; i < n; ++i) {
+    state::ServicePortState p;
+    p.name = {"default", "svc-" + std::to_string(i), "", api::Protocol::kTcp};
+    p.family = IpFamily::kV4;
+    p.cluster_ip = IpAddress::MustParse("10.96." + std::to_string(i / 250) + "." +
+                                        std::to_string(i % 250 + 1));
+    p.port = 80;
+    for (int e = 0; e < 10; ++e) {
+      state::Endpoint ep;
+      const int k = i * 10 + e;
+      ep.ip = IpAddress::MustParse("10.244." + std::to_string(k / 250 % 256) + "." +
+                                   std::to_string(k % 250 + 1));
+      ep.port = 8080;
+      p.cluster_endpoints.push_back(ep);
+    }
+    p.has_any_endpoints = true;
+    p.internal_verdict = p.external_verdict = state::TrafficVerdict::kForward;
+    auto s = std::make_shared<const state::ServiceState>(
+        state::ServiceState{p.name.ServiceKey(), {p}});
+    st.services[s->key] = s;
+  }
+  return st;
+}
+
+double Ms(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> sizes;
+  for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
+  if (sizes.empty()) sizes = {1000, 10000, 30000};
+  proxy::iptables::LayoutOptions o;
+  o.cluster_cidrs = {IpPrefix::MustParse("10.244.0.0/16")};
+  for (int n : sizes) {
+    state::NodeState st = Make(n);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string full = proxy::iptables::FullRestoreText(st, IpFamily::kV4, o);
+    auto t1 = std::chrono::steady_clock::now();
+    const auto& key = st.services.begin()->first;
+    auto before = st.services.at(key);
+    state::ServiceState changed = *before;
+    changed.ports[0].cluster_endpoints[0].ip = IpAddress::MustParse("10.250.0.1");
+    auto after = std::make_shared<const state::ServiceState>(changed);
+    st.services[key] = after;
+    std::vector<state::ServiceDiff> diff = {{key, before, after}};
+    auto t2 = std::chrono::steady_clock::now();
+    std::string partial = proxy::iptables::PartialRestoreText(st, IpFamily::kV4, o, diff);
+    auto t3 = std::chrono::steady_clock::now();
+    if (const char* dump = std::getenv("DUMP")) {
+      FILE* f = std::fopen(dump, "w");
+      std::fwrite(full.data(), 1, full.size(), f);
+      std::fclose(f);
+    }
+    std::printf("%6d Services: full text %.1f MB in %.1f ms; one-endpoint partial %.1f MB in %.1f ms\n",
+                n, full.size() / 1e6, Ms(t1 - t0), partial.size() / 1e6, Ms(t3 - t2));
+  }
+  return 0;
+}
