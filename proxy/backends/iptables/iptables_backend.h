@@ -74,6 +74,8 @@ class IptablesBackend : public Backend {
   LayoutOptions Layout(const state::NodeState& desired, IpFamily family) const;
   void Restore(IpFamily family, const std::string& text);
   std::string Save(IpFamily family, std::string_view table);
+  // `iptables -C`: when the tables cannot be read whole.
+  bool JumpInstalled(IpFamily family, const JumpRule& rule);
 
   IptablesOptions options_;
   Variant variant_;
