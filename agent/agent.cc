@@ -259,13 +259,17 @@ bool Agent::Sync(proxy::SyncTrigger trigger) {
 
 bool Agent::SyncPodNetwork(bool full) {
   if (!pod_network_) return true;
-  const std::vector<state::NodePtr> nodes = cluster_.Nodes();
+  std::vector<state::NodePtr> nodes = cluster_.Nodes();
+  // Most syncs are about Services: unless a Node object changed (ClusterState keeps unchanged
+  // ones as the same pointers) there is nothing to recompute or apply until the next full sync.
+  if (!full && !pod_network_failed_ && nodes == pod_network_nodes_) return true;
   const state::PodNetworkState desired = state::ComputePodNetwork(
       nodes, node_name_, config_.cluster_cidrs,
       std::set<IpFamily>(families_.begin(), families_.end()));
   try {
     pod_network_->Apply(desired, full || pod_network_failed_);
     pod_network_failed_ = false;
+    pod_network_nodes_ = std::move(nodes);
     return true;
   } catch (const std::exception& e) {
     // The proxy's rules are in; the runner retries (with backoff) and the next try repairs all.

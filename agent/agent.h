@@ -81,6 +81,7 @@ class Agent {
   std::unique_ptr<conntrack::ConntrackTable> conntrack_;
   // --pod-network: the node's CNI conflist, routes to other nodes' pods, egress masquerade.
   std::unique_ptr<PodNetwork> pod_network_;
+  std::vector<state::NodePtr> pod_network_nodes_;  // the Nodes the pod network was applied for
   // Derived from NodeState per Service and kept up to date from each change: the health check
   // node ports, and the (family, internal?) pairs of ports with a Local policy and no local
   // endpoint (a metric).
