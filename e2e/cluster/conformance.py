@@ -215,9 +215,14 @@ class Scenario:
         first = self.expect_reply(where, proto, ip, port, pods, deadline)
         seen = collections.Counter([first.text])
         lost = []
-        for _ in range(max_tries):
+        tries = 0
+        # Until every pod answered, for at least max_tries probes and until the deadline: an
+        # endpoint just added shows once the agents' syncs are in (a few hundred ms for an
+        # iptables-nft sync of both families), which a fast run of probes can outpace.
+        while tries < max_tries or time.monotonic() <= end:
             if set(seen) == set(names):
                 return seen
+            tries += 1
             a = probes.hostname(where, proto, ip, port)
             if a.ok and a.text in names:
                 seen[a.text] += 1
@@ -226,8 +231,8 @@ class Scenario:
                           f"(answers so far: {dict(seen)})")
             else:
                 lost.append(a)
-                if time.monotonic() > end:
-                    break
+        if set(seen) == set(names):
+            return seen
         self.fail(f"{proto} {ip}:{port} from {probes.label(where)}: answers came from "
                   f"{dict(seen)}, never from {sorted(set(names) - set(seen))}"
                   + (f", {len(lost)} probe(s) unanswered (last: {lost[-1].reply()})"
