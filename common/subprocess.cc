@@ -81,14 +81,14 @@ std::string ProcessResult::Describe() const {
   return text;
 }
 
-ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input,
-                         std::chrono::milliseconds timeout) {
+FedProcess::FedProcess(const std::vector<std::string>& argv, std::chrono::milliseconds timeout)
+    : deadline_(std::chrono::steady_clock::now() + timeout) {
   if (argv.empty()) throw std::invalid_argument("RunProcess: empty argv");
   const std::string& what = argv[0];
-  UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
-  MakePipe(in_r, in_w, what);
-  MakePipe(out_r, out_w, what);
-  MakePipe(err_r, err_w, what);
+  UniqueFd in_r, out_w, err_w;
+  MakePipe(in_r, in_, what);
+  MakePipe(out_, out_w, what);
+  MakePipe(err_, err_w, what);
 
   SpawnActions actions;
   posix_spawn_file_actions_adddup2(actions.get(), in_r.get(), 0);
@@ -97,48 +97,67 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, what.c_str(), actions.get(), nullptr, args.data(), environ);
+  const int rc = posix_spawnp(&pid_, what.c_str(), actions.get(), nullptr, args.data(), environ);
   if (rc != 0) throw std::runtime_error("cannot run " + what + ": " + std::strerror(rc));
-  in_r = UniqueFd();
-  out_w = UniqueFd();
-  err_w = UniqueFd();
-
-  ProcessResult result;
-  size_t written = 0;
-  if (input.empty()) in_w = UniqueFd();
-  for (int fd : {in_w.get(), out_r.get(), err_r.get()}) {
-    if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {in_.get(), out_.get(), err_.get()}) {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // A larger pipe lets a fast producer get further ahead of a slow reader (best effort: the
+  // kernel caps it at fs.pipe-max-size).
+  fcntl(in_.get(), F_SETPIPE_SZ, 1 << 20);
+}
+
+FedProcess::~FedProcess() {
+  if (finished_) return;
+  kill(pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+bool FedProcess::Write(std::string_view data) {
+  if (!in_.valid()) return false;
+  Pump(data);
+  return in_.valid();
+}
+
+void FedProcess::Pump(std::string_view data) {
+  size_t written = 0;
   char buf[65536];
-  while (out_r.valid() || err_r.valid()) {
+  const bool writing = in_.valid();
+  while (writing ? in_.valid() && written < data.size() : out_.valid() || err_.valid()) {
     pollfd fds[3];
     nfds_t n = 0;
-    if (in_w.valid()) fds[n++] = {in_w.get(), POLLOUT, 0};
-    if (out_r.valid()) fds[n++] = {out_r.get(), POLLIN, 0};
-    if (err_r.valid()) fds[n++] = {err_r.get(), POLLIN, 0};
+    if (in_.valid()) fds[n++] = {in_.get(), POLLOUT, 0};
+    if (out_.valid()) fds[n++] = {out_.get(), POLLIN, 0};
+    if (err_.valid()) fds[n++] = {err_.get(), POLLIN, 0};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+        deadline_ - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      result.timed_out = true;
-      kill(pid, SIGKILL);
-      break;
+      result_.timed_out = true;
+      kill(pid_, SIGKILL);
+      in_ = UniqueFd();
+      out_ = UniqueFd();
+      err_ = UniqueFd();
+      return;
     }
     const int ready = poll(fds, n, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-    if (ready < 0 && errno != EINTR) break;
+    if (ready < 0 && errno != EINTR) {
+      in_ = UniqueFd();
+      out_ = UniqueFd();
+      err_ = UniqueFd();
+      return;
+    }
     for (nfds_t i = 0; i < n && ready > 0; ++i) {
       if (fds[i].revents == 0) continue;
-      if (fds[i].fd == in_w.get()) {
-        ssize_t k = WriteNoSigpipe(in_w.get(), input.data() + written, input.size() - written);
+      if (fds[i].fd == in_.get()) {
+        ssize_t k = WriteNoSigpipe(in_.get(), data.data() + written, data.size() - written);
         if (k > 0) written += static_cast<size_t>(k);
-        if ((k < 0 && errno != EAGAIN && errno != EINTR) || written == input.size()) {
-          in_w = UniqueFd();  // done, or the tool stopped reading (EPIPE): EOF for it
-        }
+        // The tool stopped reading (EPIPE): no more input for it.
+        if (k < 0 && errno != EAGAIN && errno != EINTR) in_ = UniqueFd();
         continue;
       }
-      UniqueFd& src = fds[i].fd == out_r.get() ? out_r : err_r;
-      std::string& dst = fds[i].fd == out_r.get() ? result.out : result.err;
+      UniqueFd& src = fds[i].fd == out_.get() ? out_ : err_;
+      std::string& dst = fds[i].fd == out_.get() ? result_.out : result_.err;
       ssize_t k = read(src.get(), buf, sizeof buf);
       if (k > 0) {
         dst.append(buf, static_cast<size_t>(k));
@@ -147,16 +166,29 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view 
       }
     }
   }
-  in_w = UniqueFd();
+}
+
+ProcessResult FedProcess::Finish() {
+  if (finished_) throw std::logic_error("FedProcess::Finish called twice");
+  in_ = UniqueFd();  // EOF for the tool
+  Pump({});
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
+  finished_ = true;
   if (WIFEXITED(status)) {
-    result.exit_code = WEXITSTATUS(status);
+    result_.exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
-    result.signal = WTERMSIG(status);
+    result_.signal = WTERMSIG(status);
   }
-  return result;
+  return std::move(result_);
+}
+
+ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input,
+                         std::chrono::milliseconds timeout) {
+  FedProcess process(argv, timeout);
+  if (!input.empty()) process.Write(input);
+  return process.Finish();
 }
 
 }  // namespace sluice

@@ -1,11 +1,15 @@
-// Running a tool and feeding it on a pipe: argv[0] looked up in PATH, `input` written to its
+// Running a tool and feeding it on a pipe: argv[0] looked up in PATH, the input written to its
 // stdin while its stdout and stderr are collected, killed after a timeout.
 #pragma once
+
+#include <sys/types.h>
 
 #include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/unique_fd.h"
 
 namespace sluice {
 
@@ -21,8 +25,37 @@ struct ProcessResult {
   std::string Describe() const;
 };
 
-// Throws std::runtime_error when the process cannot be started (no such program, no fds); its
-// failures are in the result.
+// A running tool fed piece by piece, so that input can be produced while the tool already reads
+// it: Write() returns once its piece is in the pipe (collecting the tool's output meanwhile, so a
+// tool that writes while it reads cannot stall us), Finish() closes the tool's stdin and waits.
+// The timeout counts from the start. The constructor throws std::runtime_error when the process
+// cannot be started (no such program, no fds); its failures are in Finish()'s result.
+class FedProcess {
+ public:
+  FedProcess(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+  ~FedProcess();  // a process not finished is killed and reaped
+  FedProcess(const FedProcess&) = delete;
+  FedProcess& operator=(const FedProcess&) = delete;
+
+  // False once input can no longer be delivered (the tool closed its stdin or exited, or the
+  // timeout passed and it was killed): later pieces are dropped, Finish() says what happened.
+  bool Write(std::string_view data);
+  ProcessResult Finish();
+  pid_t pid() const { return pid_; }
+
+ private:
+  // Polls until `data` is in the pipe (or cannot be), or, when stdin is closed, until both
+  // outputs are.
+  void Pump(std::string_view data);
+
+  pid_t pid_ = -1;
+  UniqueFd in_, out_, err_;
+  std::chrono::steady_clock::time_point deadline_;
+  ProcessResult result_;
+  bool finished_ = false;
+};
+
+// FedProcess with all of `input` at once.
 ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
 

@@ -1,6 +1,9 @@
 #include "common/subprocess.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cerrno>
 
 namespace sluice {
 namespace {
@@ -25,6 +28,40 @@ TEST(Subprocess, ToolThatStopsReadingDoesNotHang) {
   std::string big(1 << 20, 'x');
   ProcessResult r = RunProcess({"true"}, big);
   EXPECT_TRUE(r.ok());
+}
+
+TEST(Subprocess, FedPieceByPieceWhileTheToolAnswers) {
+  // The tool echoes every line back: the pieces only fit if its output is read meanwhile.
+  FedProcess p({"cat"}, std::chrono::seconds(30));
+  const std::string line(999, 'y');
+  for (int i = 0; i < 2000; ++i) EXPECT_TRUE(p.Write(line + "\n"));
+  ProcessResult r = p.Finish();
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.out.size(), 2000u * 1000u);
+}
+
+TEST(Subprocess, WriteSaysWhenTheToolIsGone) {
+  FedProcess p({"sh", "-c", "head -c 10 >/dev/null; echo gone >&2; exit 4"},
+               std::chrono::seconds(30));
+  bool delivered = true;
+  for (int i = 0; i < 100 && delivered; ++i) delivered = p.Write(std::string(1 << 16, 'z'));
+  EXPECT_FALSE(delivered);
+  EXPECT_FALSE(p.Write("more"));
+  ProcessResult r = p.Finish();
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.Describe(), "exit status 4: gone");
+}
+
+TEST(Subprocess, UnfinishedProcessIsKilledAndReaped) {
+  pid_t pid = -1;
+  {
+    FedProcess p({"sleep", "30"}, std::chrono::seconds(60));
+    EXPECT_TRUE(p.Write("x"));
+    pid = p.pid();
+    ASSERT_EQ(kill(pid, 0), 0);
+  }
+  EXPECT_EQ(kill(pid, 0), -1);  // killed and reaped: no such process any more
+  EXPECT_EQ(errno, ESRCH);
 }
 
 TEST(Subprocess, MissingProgramThrows) {

@@ -206,13 +206,14 @@ class Stopped(Exception):
     "agent-rules")."""
 
 
-def bare_restore(args, variant, text_path, role, keep_last=False):
-    """`<variant>-restore --noflush` of text_path into fresh namespaces, --runs times (once when
-    a run takes over --slow-once). Raises Stopped past --cap. Returns the times (ms) and the
-    last namespace when keep_last (deleted otherwise)."""
+def bare_restore(args, variant, text_path, role, keep_last=False, count=None, first=0):
+    """`<variant>-restore --noflush` of text_path into fresh namespaces, `count` (--runs) times
+    (once when a run takes over --slow-once). Raises Stopped past --cap. Returns the times (ms)
+    and the last namespace when keep_last (deleted otherwise)."""
     tool = VARIANTS[variant][0]
+    count = args.runs if count is None else count
     runs, ns = [], None
-    for r in range(args.runs):
+    for r in range(first, first + count):
         if ns:
             NETNS.delete(ns)
         pnb.settle(args.settle)
@@ -227,7 +228,7 @@ def bare_restore(args, variant, text_path, role, keep_last=False):
             NETNS.delete(ns)
             raise
         runs.append(s * 1000)
-        log(f"  {tool} of {role} {r + 1}/{args.runs}: {s * 1000:,.0f} ms")
+        log(f"  {tool} of {role} {r + 1}/{first + count}: {s * 1000:,.0f} ms")
         if s > args.slow_once:
             log(f"  over {args.slow_once:.0f} s: measured once")
             break
@@ -237,47 +238,96 @@ def bare_restore(args, variant, text_path, role, keep_last=False):
     return runs, ns
 
 
-def full_sync_runs(args, variant, manifests, work):
-    """--runs agents, each in a fresh node netns, until their first sync; the last one is kept
-    running (with its netns) for the changes and the connection rate."""
-    runs = []
-    for r in range(args.runs):
-        pnb.settle(args.settle)
-        ns = NETNS.add(f"{variant}-node{r}")
-        agent = IptablesAgent(args, variant, ns, manifests,
-                              os.path.join(work, f"agent-{variant}{r}.log")).start()
-        try:
-            first = agent.wait_sync(1, args.cap + STARTUP_ALLOWANCE)
-        except RuntimeError as e:
-            agent.stop()
-            NETNS.delete(ns)
-            if "no sync 1 within" in str(e):
-                log(f"  the agent's first sync: not within {args.cap + STARTUP_ALLOWANCE:.0f} s "
-                    "of its start; stopped")
-                raise Stopped("agent") from e
-            raise
-        run = sync_figures(first)
-        run["start_to_sync_ms"] = (first["t"] - agent.t0) * 1000
-        runs.append(run)
-        log(f"  full sync {r + 1}/{args.runs}: {first['backend']} in "
-            f"{first['backend_us'] / 1000:,.1f} ms, NodeState in {first['nodestate_us'] / 1000:.1f}"
-            f" ms, start to sync line {run['start_to_sync_ms']:,.0f} ms ({first['services']} "
-            f"services; {run['tool_runs']} tool runs, {(run['restore_bytes'] or 0) / 1e6:.1f} MB "
-            "restore input)")
-        if not first["backend"].startswith("iptables"):
-            agent.stop()
-            raise RuntimeError(f"the agent's backend is {first['backend']!r}, not iptables")
-        if not run["full"]:
-            log(f"  warning: the agent's first sync is not marked full: {first['line']}")
-        if r == args.runs - 1 or first["backend_us"] / 1e6 > args.slow_once:
-            break
+def agent_full_sync(args, variant, manifests, work, r):
+    """An agent in a fresh node netns until its first sync; returns its figures and the agent,
+    still running (with its netns)."""
+    pnb.settle(args.settle)
+    ns = NETNS.add(f"{variant}-node{r}")
+    agent = IptablesAgent(args, variant, ns, manifests,
+                          os.path.join(work, f"agent-{variant}{r}.log")).start()
+    try:
+        first = agent.wait_sync(1, args.cap + STARTUP_ALLOWANCE)
+    except RuntimeError as e:
         agent.stop()
         NETNS.delete(ns)
-    where = kernel_variants(agent.ns)
-    if not where[variant] or any(v for k, v in where.items() if k != variant):
+        if "no sync 1 within" in str(e):
+            log(f"  the agent's first sync: not within {args.cap + STARTUP_ALLOWANCE:.0f} s "
+                "of its start; stopped")
+            raise Stopped("agent") from e
+        raise
+    run = sync_figures(first)
+    run["start_to_sync_ms"] = (first["t"] - agent.t0) * 1000
+    log(f"  full sync {r + 1}/{args.runs}: {first['backend']} in "
+        f"{first['backend_us'] / 1000:,.1f} ms, NodeState in {first['nodestate_us'] / 1000:.1f}"
+        f" ms, start to sync line {run['start_to_sync_ms']:,.0f} ms ({first['services']} "
+        f"services; {run['tool_runs']} tool runs, {(run['restore_bytes'] or 0) / 1e6:.1f} MB "
+        "restore input)")
+    if not first["backend"].startswith("iptables"):
         agent.stop()
-        raise RuntimeError(f"--iptables-mode={variant}: the agent's nat table is in {where}")
-    return runs, agent
+        raise RuntimeError(f"the agent's backend is {first['backend']!r}, not iptables")
+    if not run["full"]:
+        log(f"  warning: the agent's first sync is not marked full: {first['line']}")
+    return run, agent
+
+
+def full_sync_rounds(args, variant, manifests, work, res):
+    """--runs rounds, each the agent's first sync into a fresh namespace and then the bare tool
+    restoring the agent's rules (read back from the first agent) into another: alternated, so
+    that the machine's drift (a shared VM's speed wanders by tens of percent over minutes) reaches
+    both alike. Fills res; returns the last agent (running, for the changes and the connection
+    rate), the bare tool's last namespace (for the changes) and the rules read back, the last two
+    None when they could not be read back or restored within the cap. Raises Stopped when the
+    agent's first sync does not come within the cap."""
+    res["full_sync"], res["agent_text_restore_ms"] = [], []
+    agent_path = os.path.join(work, f"agent-{variant}.iptables")
+    agent = peer = initial = None
+    for r in range(args.runs):
+        if agent:
+            agent.stop()
+            NETNS.delete(agent.ns)
+        if peer:
+            NETNS.delete(peer)
+            peer = None
+        run, agent = agent_full_sync(args, variant, manifests, work, r)
+        res["full_sync"].append(run)
+        if r == 0:
+            where = kernel_variants(agent.ns)
+            if not where[variant] or any(v for k, v in where.items() if k != variant):
+                agent.stop()
+                raise RuntimeError(f"--iptables-mode={variant}: the agent's nat table is in {where}")
+            alb.wait_until_idle(agent.proc.pid, at_least=0.5, quiet=0.3)
+            try:
+                text, save_s = save(agent.ns, variant)
+            except RuntimeError as e:
+                # iptables-nft-save 1.8.9 dies of SIGSEGV on the 320,000 rules of 10,000
+                # Services: the rest needs the rules read back.
+                res["stopped"] = "read-back"
+                res["read_back_error"] = str(e)[:300]
+                log(f"  {variant}: reading the agent's rules back failed ({str(e)[:200]})")
+                return agent, None, None
+            with open(agent_path, "w") as f:
+                f.write(text)
+            initial = parse_save(text)
+            res["agent_ruleset"] = dict(ruleset_size(initial), bytes=len(text),
+                                        save_ms=save_s * 1000)
+            log(f"  the agent's rules: {res['agent_ruleset']['rules']:,} rules in "
+                f"{res['agent_ruleset']['chains']:,} chains, {len(text) / 1e6:.1f} MB, "
+                f"{VARIANTS[variant][1]} {save_s * 1000:,.0f} ms")
+        try:
+            times, peer = bare_restore(args, variant, agent_path, "agent-rules", keep_last=True,
+                                       count=1, first=r)
+        except Stopped as e:
+            res["stopped"] = e.args[0]
+            return agent, None, None
+        res["agent_text_restore_ms"] += times
+        if run["iptables_us"] / 1e6 > args.slow_once or times[0] / 1000 > args.slow_once:
+            log(f"  over {args.slow_once:.0f} s: measured once")
+            break
+    loaded, _ = save(peer, variant)
+    res["agent_text_same_rules"] = parse_save(loaded) == initial
+    if not res["agent_text_same_rules"]:
+        log(f"  warning: {VARIANTS[variant][0]} of the agent's rules did not reproduce them")
+    return agent, peer, initial
 
 
 def endpoint_changes(args, size, variant, manifests, agent, state, work):
@@ -344,34 +394,18 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
         res["plain_stopped"] = True
         log(f"  {variant}: plain text past the cap; the agent and its rules are still measured")
 
-    # 1b. Our full sync.
+    # 1b, 1c. Our full sync and the bare tool on the agent's own rules, alternated.
     try:
-        res["full_sync"], agent = full_sync_runs(args, variant, manifests, work)
+        agent, peer, initial = full_sync_rounds(args, variant, manifests, work, res)
     except Stopped as e:
         res["stopped"] = e.args[0]
         log(f"  {variant}: the rest of {size:,} Services skipped")
         return res
-    alb.wait_until_idle(agent.proc.pid, at_least=0.5, quiet=0.3)
-    try:
-        text, save_s = save(agent.ns, variant)
-    except RuntimeError as e:
-        # iptables-nft-save 1.8.9 dies of SIGSEGV on the 320,000 rules of 10,000 Services: the
-        # rest needs the rules read back.
-        res["stopped"] = "read-back"
-        res["read_back_error"] = str(e)[:300]
-        log(f"  {variant}: reading the agent's rules back failed ({str(e)[:200]}); "
-            f"the rest of {size:,} Services skipped")
+    if peer is None:
+        log(f"  {variant}: the rest of {size:,} Services skipped")
         agent.stop()
         NETNS.delete(agent.ns)
         return res
-    agent_path = os.path.join(work, f"agent-{variant}.iptables")
-    with open(agent_path, "w") as f:
-        f.write(text)
-    initial = parse_save(text)
-    res["agent_ruleset"] = dict(ruleset_size(initial), bytes=len(text), save_ms=save_s * 1000)
-    log(f"  the agent's rules: {res['agent_ruleset']['rules']:,} rules in "
-        f"{res['agent_ruleset']['chains']:,} chains, {len(text) / 1e6:.1f} MB, "
-        f"{VARIANTS[variant][1]} {save_s * 1000:,.0f} ms")
 
     # 2a. Our one-endpoint changes.
     res["changes"], final = endpoint_changes(args, size, variant, manifests, agent, initial, work)
@@ -387,19 +421,6 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
     res["agent_cpu_s"] = alb.proc_cpu_seconds(agent.proc.pid)
     agent.stop()
     NETNS.delete(agent.ns, *extra_ns)
-
-    # 1c. The bare tool on the agent's own rules; the last namespace stays for 2b.
-    try:
-        res["agent_text_restore_ms"], peer = bare_restore(args, variant, agent_path, "agent-rules",
-                                                          keep_last=True)
-    except Stopped as e:
-        res["stopped"] = e.args[0]
-        log(f"  {variant}: the rest of {size:,} Services skipped")
-        return res
-    loaded, _ = save(peer, variant)
-    res["agent_text_same_rules"] = parse_save(loaded) == initial
-    if not res["agent_text_same_rules"]:
-        log(f"  warning: {tool} of the agent's rules did not reproduce them")
 
     # 2b. The same partial syncs, bare.
     res["bare_change_ms"] = []

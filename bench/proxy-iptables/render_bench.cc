@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   o.cluster_cidrs = {IpPrefix::MustParse("10.244.0.0/16")};
   for (int n : sizes) {
     state::NodeState st = Make(n);
+    // As the backend decides it: 10 endpoints per Service.
+    o.large_cluster = static_cast<size_t>(n) * 10 > proxy::iptables::kLargeClusterEndpoints;
     auto t0 = std::chrono::steady_clock::now();
     std::string full = proxy::iptables::FullRestoreText(st, IpFamily::kV4, o);
     auto t1 = std::chrono::steady_clock::now();

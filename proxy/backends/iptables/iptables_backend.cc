@@ -157,14 +157,22 @@ LayoutOptions IptablesBackend::Layout(const state::NodeState& desired, IpFamily 
   return o;
 }
 
-void IptablesBackend::Restore(IpFamily family, const std::string& text) {
+void IptablesBackend::Restore(IpFamily family, const std::function<void(const RestoreSink&)>& write) {
   const std::string tool = Tool(variant_, family, "restore");
-  ProcessResult r = RunProcess({tool, "-w", "5", "--noflush"}, text, kRestoreTimeout);
+  // The text goes into the pipe as it is written: the tool parses the first part while the rest
+  // is rendered, and the whole text is never held.
+  FedProcess process({tool, "-w", "5", "--noflush"}, kRestoreTimeout);
   ++stats_.tool_runs;
-  stats_.bytes += text.size();
+  size_t bytes = 0;
+  write([&](std::string_view piece) {
+    bytes += piece.size();
+    process.Write(piece);  // a tool gone early: the rest is dropped, Finish says why
+  });
+  stats_.bytes += bytes;
+  ProcessResult r = process.Finish();
   if (!r.ok()) {
-    throw std::runtime_error(tool + " (" + FamilyName(family) + ", " +
-                             std::to_string(text.size()) + " bytes of input): " + r.Describe());
+    throw std::runtime_error(tool + " (" + FamilyName(family) + ", " + std::to_string(bytes) +
+                             " bytes of input): " + r.Describe());
   }
 }
 
@@ -245,19 +253,14 @@ void IptablesBackend::Sync(const state::NodeState& desired,
           missing.push_back(std::move(j));
         }
       }
-      const auto t0 = std::chrono::steady_clock::now();
-      std::string text = FullRestoreText(desired, f, layout, ChainNames(nat), missing);
-      const auto t1 = std::chrono::steady_clock::now();
-      Restore(f, text);
-      SLOG_V(2) << "iptables: full text rendered in "
-                << std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count()
-                << " ms, restored in "
-                << std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now() - t1)
-                       .count()
-                << " ms";
+      const std::vector<std::string> existing = ChainNames(nat);
+      Restore(f, [&](const RestoreSink& sink) {
+        WriteFullRestore(desired, f, layout, existing, missing, sink);
+      });
     } else if (!change.services.empty()) {
-      Restore(f, PartialRestoreText(desired, f, layout, change.services));
+      Restore(f, [&](const RestoreSink& sink) {
+        WritePartialRestore(desired, f, layout, change.services, sink);
+      });
     }
   }
   SLOG_V(2) << "iptables: " << (stats_.full ? "full" : "partial") << " sync, " << stats_.bytes

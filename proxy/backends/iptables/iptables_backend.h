@@ -12,6 +12,7 @@
 // the agent's next sync is full.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -72,7 +73,8 @@ class IptablesBackend : public Backend {
 
  private:
   LayoutOptions Layout(const state::NodeState& desired, IpFamily family) const;
-  void Restore(IpFamily family, const std::string& text);
+  // Runs the restore tool of `family` on what `write` hands its sink.
+  void Restore(IpFamily family, const std::function<void(const RestoreSink&)>& write);
   std::string Save(IpFamily family, std::string_view table);
   // `iptables -C`: when the tables cannot be read whole.
   bool JumpInstalled(IpFamily family, const JumpRule& rule);

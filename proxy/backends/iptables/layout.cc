@@ -391,11 +391,14 @@ std::vector<std::string> JumpLines(std::span<const JumpRule> jumps, std::string_
   return out;
 }
 
+// How much text is handed to the sink at a time.
+constexpr size_t kSinkChunk = 1 << 20;
+
 template <typename Rewrite>
-std::string RestoreText(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
-                        Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
-                        std::span<const std::string> existing = {},
-                        std::span<const JumpRule> jumps = {}) {
+void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
+                 Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
+                 std::span<const std::string> existing, std::span<const JumpRule> jumps,
+                 const RestoreSink& sink) {
   // Services render independently: a large table is rendered in two halves on two threads
   // (the tool parsing it is the long part of a sync; this keeps our share of it small), then
   // joined in key order.
@@ -467,11 +470,21 @@ std::string RestoreText(const state::NodeState& st, IpFamily family, const Layou
     }
   }
 
+  // The text goes to `sink` a megabyte at a time, so that the tool reads the first part while
+  // the rest is written.
   std::string out;
+  out.reserve(kSinkChunk + 4096);
+  auto flush = [&] {
+    if (out.size() >= kSinkChunk) {
+      sink(out);
+      out.clear();
+    }
+  };
   auto lines = [&](const std::vector<std::string>& v) {
     for (const auto& l : v) {
       out += l;
       out += '\n';
+      flush();
     }
   };
   const std::string mark = Hex(o.masquerade_mark);
@@ -515,34 +528,59 @@ std::string RestoreText(const state::NodeState& st, IpFamily family, const Layou
   }
   lines(JumpLines(jumps, "filter"));
   out += "COMMIT\n*nat\n";
-  // Declared in name order, as iptables-save prints them: iptables-nft-restore looks each
-  // declared chain up in a list, and restores chains in random order about 3x slower.
-  std::vector<std::string_view> declared = {kServicesChain, kNodePortsChain};
-  for (const auto& c : chains) declared.push_back(c.name);
-  for (const auto& c : deleted) declared.push_back(c);
+  // The nat chains are declared, and then filled, in name order, as iptables-save prints them:
+  // both tools look chains up in lists kept in name order, and restore such text fastest
+  // (iptables-nft-restore about 3x faster than with random declarations at 1,000 Services;
+  // iptables-legacy-restore about 15% faster than with the rules Service by Service at 10,000).
+  std::vector<std::string> postrouting, mark_masq;
   if (full) {
-    declared.push_back(kPostroutingChain);
-    declared.push_back(kMarkMasqChain);
-  }
-  std::sort(declared.begin(), declared.end());
-  for (std::string_view c : declared) out += DeclareLine(c);
-  lines(nat_services);
-  lines(shared[static_cast<size_t>(SharedChain::kNatNodePorts)]);
-  for (const auto& c : chains) lines(c.rules);
-  if (full) {
-    out += "-A KUBE-POSTROUTING -m mark ! --mark " + mark + "/" + mark + " -j RETURN\n";
+    postrouting.push_back("-A KUBE-POSTROUTING -m mark ! --mark " + mark + "/" + mark +
+                          " -j RETURN");
     // Cleared so that a packet traversing the stack again is not masqueraded twice.
-    out += "-A KUBE-POSTROUTING -j MARK --xor-mark " + mark + "\n";
-    out += Line(kPostroutingChain)
-               .Comment("kubernetes service traffic requiring SNAT")
-               .Jump("MASQUERADE --random-fully") +
-           "\n";
-    out += "-A KUBE-MARK-MASQ -j MARK --or-mark " + mark + "\n";
+    postrouting.push_back("-A KUBE-POSTROUTING -j MARK --xor-mark " + mark);
+    postrouting.push_back(Line(kPostroutingChain)
+                              .Comment("kubernetes service traffic requiring SNAT")
+                              .Jump("MASQUERADE --random-fully"));
+    mark_masq.push_back("-A KUBE-MARK-MASQ -j MARK --or-mark " + mark);
+  }
+  struct Filled {
+    std::string_view name;
+    const std::vector<std::string>* rules;  // null: only declared (a chain being deleted)
+  };
+  std::vector<Filled> nat = {
+      {kServicesChain, &nat_services},
+      {kNodePortsChain, &shared[static_cast<size_t>(SharedChain::kNatNodePorts)]}};
+  nat.reserve(chains.size() + deleted.size() + 4);
+  for (const auto& c : chains) nat.push_back({c.name, &c.rules});
+  for (const auto& c : deleted) nat.push_back({c, nullptr});
+  if (full) {
+    nat.push_back({kPostroutingChain, &postrouting});
+    nat.push_back({kMarkMasqChain, &mark_masq});
+  }
+  std::sort(nat.begin(), nat.end(),
+            [](const Filled& a, const Filled& b) { return a.name < b.name; });
+  for (const Filled& c : nat) {
+    out += ':';
+    out += c.name;
+    out += " - [0:0]\n";
+    flush();
+  }
+  for (const Filled& c : nat) {
+    if (c.rules) lines(*c.rules);
   }
   lines(JumpLines(jumps, "nat"));
-  for (const auto& c : deleted) out += "-X " + c + "\n";
+  for (const auto& c : deleted) {
+    out += "-X " + c + "\n";
+    flush();
+  }
   out += "COMMIT\n";
-  return out;
+  sink(out);
+}
+
+std::string Collect(const std::function<void(const RestoreSink&)>& write) {
+  std::string text;
+  write([&](std::string_view piece) { text += piece; });
+  return text;
 }
 
 }  // namespace
@@ -596,13 +634,21 @@ ServiceRules RenderService(const state::ServiceState& service, IpFamily family,
   return Render(service, family, options, node, true);
 }
 
+void WriteFullRestore(const state::NodeState& state, IpFamily family,
+                      const LayoutOptions& options, std::span<const std::string> existing_nat_chains,
+                      std::span<const JumpRule> missing_jumps, const RestoreSink& sink) {
+  RestoreText(
+      state, family, options, [](const std::string&) { return true; }, {}, true,
+      existing_nat_chains, missing_jumps, sink);
+}
+
 std::string FullRestoreText(const state::NodeState& state, IpFamily family,
                             const LayoutOptions& options,
                             std::span<const std::string> existing_nat_chains,
                             std::span<const JumpRule> missing_jumps) {
-  return RestoreText(
-      state, family, options, [](const std::string&) { return true; }, {}, true,
-      existing_nat_chains, missing_jumps);
+  return Collect([&](const RestoreSink& sink) {
+    WriteFullRestore(state, family, options, existing_nat_chains, missing_jumps, sink);
+  });
 }
 
 bool HasJump(std::string_view save_output, const JumpRule& rule) {
@@ -631,6 +677,14 @@ bool HasJump(std::string_view save_output, const JumpRule& rule) {
 std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
                                const LayoutOptions& options,
                                std::span<const state::ServiceDiff> changed) {
+  return Collect([&](const RestoreSink& sink) {
+    WritePartialRestore(desired, family, options, changed, sink);
+  });
+}
+
+void WritePartialRestore(const state::NodeState& desired, IpFamily family,
+                         const LayoutOptions& options, std::span<const state::ServiceDiff> changed,
+                         const RestoreSink& sink) {
   std::set<std::string, std::less<>> rewritten;
   std::vector<std::string> deleted;
   for (const auto& diff : changed) {
@@ -646,9 +700,9 @@ std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
       if (!after.contains(c.name)) deleted.push_back(std::move(c.name));
     }
   }
-  return RestoreText(
+  RestoreText(
       desired, family, options, [&](const std::string& key) { return rewritten.contains(key); },
-      std::move(deleted), false);
+      std::move(deleted), false, {}, {}, sink);
 }
 
 std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options) {

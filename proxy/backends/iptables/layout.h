@@ -29,6 +29,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -133,11 +134,20 @@ struct JumpRule {
   bool operator==(const JumpRule&) const = default;
 };
 
+// Receives restore text piece by piece, whole lines, about a megabyte at a time.
+using RestoreSink = std::function<void(std::string_view)>;
+
 // Input for `iptables-restore --noflush` (`ip6tables-restore` for IPv6) programming everything:
-// every chain of ours declared (which flushes it) and filled. Service chains listed in
-// `existing_nat_chains` (the nat table's chains now, from iptables-save) that no Service wants
-// any more are deleted. `missing_jumps` are inserted by the same transaction ("-I" lines at the
-// end of their table's section), so installing them costs no extra tool run.
+// every chain of ours declared (which flushes it) and filled; nat chains are declared and filled
+// in name order, as iptables-save prints them (the tools restore that order fastest). Service
+// chains listed in `existing_nat_chains` (the nat table's chains now, from iptables-save) that
+// no Service wants any more are deleted. `missing_jumps` are inserted by the same transaction
+// ("-I" lines at the end of their table's section), so installing them costs no extra tool run.
+// WriteFullRestore hands the text to `sink` as it is written (the backend streams it into the
+// tool); FullRestoreText returns it whole.
+void WriteFullRestore(const state::NodeState& state, IpFamily family,
+                      const LayoutOptions& options, std::span<const std::string> existing_nat_chains,
+                      std::span<const JumpRule> missing_jumps, const RestoreSink& sink);
 std::string FullRestoreText(const state::NodeState& state, IpFamily family,
                             const LayoutOptions& options,
                             std::span<const std::string> existing_nat_chains = {},
@@ -150,6 +160,9 @@ std::string FullRestoreText(const state::NodeState& state, IpFamily family,
 std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
                                const LayoutOptions& options,
                                std::span<const state::ServiceDiff> changed);
+void WritePartialRestore(const state::NodeState& desired, IpFamily family,
+                         const LayoutOptions& options, std::span<const state::ServiceDiff> changed,
+                         const RestoreSink& sink);
 
 std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options);
 // The iptables/ip6tables arguments for `rule` with `op` ("-C", "-I", "-D"), waiting up to 5 s

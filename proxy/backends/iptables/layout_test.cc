@@ -163,22 +163,22 @@ COMMIT
 :KUBE-SEP-VLCBLZ3INDL6LVTP - [0:0]
 :KUBE-SERVICES - [0:0]
 :KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-SEP-CPWPCALSNDDLLDLJ -m comment --comment ns1/svc1:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ
+-A KUBE-SEP-CPWPCALSNDDLLDLJ -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:8080
+-A KUBE-SEP-NAZVJRW4ZXJURRRS -m comment --comment ns1/svc1:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
+-A KUBE-SEP-NAZVJRW4ZXJURRRS -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:8080
+-A KUBE-SEP-VLCBLZ3INDL6LVTP -m comment --comment ns1/svc1:p80 -s 10.180.0.2 -j KUBE-MARK-MASQ
+-A KUBE-SEP-VLCBLZ3INDL6LVTP -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.2:8080
 -A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.1:8080" -m statistic --mode random --probability 0.3333333333 -j KUBE-SEP-CPWPCALSNDDLLDLJ
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.2:8080" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-VLCBLZ3INDL6LVTP
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.3:8080" -j KUBE-SEP-NAZVJRW4ZXJURRRS
--A KUBE-SEP-CPWPCALSNDDLLDLJ -m comment --comment ns1/svc1:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ
--A KUBE-SEP-CPWPCALSNDDLLDLJ -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:8080
--A KUBE-SEP-VLCBLZ3INDL6LVTP -m comment --comment ns1/svc1:p80 -s 10.180.0.2 -j KUBE-MARK-MASQ
--A KUBE-SEP-VLCBLZ3INDL6LVTP -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.2:8080
--A KUBE-SEP-NAZVJRW4ZXJURRRS -m comment --comment ns1/svc1:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
--A KUBE-SEP-NAZVJRW4ZXJURRRS -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:8080
--A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
--A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
--A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
--A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
 COMMIT
 )");
 }
@@ -402,22 +402,22 @@ COMMIT
 :KUBE-SEP-YFTP4PSS4KLARC6R - [0:0]
 :KUBE-SERVICES - [0:0]
 :KUBE-SVC-WIAVBDJFSBFKTY5M - [0:0]
--A KUBE-SERVICES -m comment --comment "ns7/svc7:p53 cluster IP" -m udp -p udp -d fd00:30::7 --dport 53 -j KUBE-SVC-WIAVBDJFSBFKTY5M
--A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS
--A KUBE-NODEPORTS -m comment --comment ns7/svc7:p53 -m udp -p udp --dport 30053 -j KUBE-EXT-WIAVBDJFSBFKTY5M
--A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 cluster IP" -m udp -p udp -d fd00:30::7 --dport 53 ! -s fd00:10::/48 -j KUBE-MARK-MASQ
--A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 -> [fd00:10:1::5]:5353" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-M4K5NZNYA2IKHBMO
--A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 -> [fd00:10:2::6]:5353" -j KUBE-SEP-YFTP4PSS4KLARC6R
 -A KUBE-EXT-WIAVBDJFSBFKTY5M -m comment --comment "masquerade traffic for ns7/svc7:p53 external destinations" -j KUBE-MARK-MASQ
 -A KUBE-EXT-WIAVBDJFSBFKTY5M -j KUBE-SVC-WIAVBDJFSBFKTY5M
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-NODEPORTS -m comment --comment ns7/svc7:p53 -m udp -p udp --dport 30053 -j KUBE-EXT-WIAVBDJFSBFKTY5M
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
 -A KUBE-SEP-M4K5NZNYA2IKHBMO -m comment --comment ns7/svc7:p53 -s fd00:10:1::5 -j KUBE-MARK-MASQ
 -A KUBE-SEP-M4K5NZNYA2IKHBMO -m comment --comment ns7/svc7:p53 -m udp -p udp -j DNAT --to-destination [fd00:10:1::5]:5353
 -A KUBE-SEP-YFTP4PSS4KLARC6R -m comment --comment ns7/svc7:p53 -s fd00:10:2::6 -j KUBE-MARK-MASQ
 -A KUBE-SEP-YFTP4PSS4KLARC6R -m comment --comment ns7/svc7:p53 -m udp -p udp -j DNAT --to-destination [fd00:10:2::6]:5353
--A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
--A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
--A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
--A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-SERVICES -m comment --comment "ns7/svc7:p53 cluster IP" -m udp -p udp -d fd00:30::7 --dport 53 -j KUBE-SVC-WIAVBDJFSBFKTY5M
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS
+-A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 cluster IP" -m udp -p udp -d fd00:30::7 --dport 53 ! -s fd00:10::/48 -j KUBE-MARK-MASQ
+-A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 -> [fd00:10:1::5]:5353" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-M4K5NZNYA2IKHBMO
+-A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 -> [fd00:10:2::6]:5353" -j KUBE-SEP-YFTP4PSS4KLARC6R
 COMMIT
 )");
 }
@@ -525,19 +525,6 @@ COMMIT
 :KUBE-SVC-NUKIZ6OKUXPJNT4C - [0:0]
 :KUBE-SVC-X27LE4BHSL4DOUIK - [0:0]
 :KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]
--A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
--A KUBE-NODEPORTS -m comment --comment ns3/svc3:p80 -m tcp -p tcp --dport 3003 -j KUBE-EXT-X27LE4BHSL4DOUIK
--A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j KUBE-EXT-NUKIZ6OKUXPJNT4C
--A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O
--A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT
--A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 external IP" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
--A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 loadbalancer IP" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
--A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
--A KUBE-SERVICES -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j KUBE-SVC-4SW47YFZTEDKD3PK
--A KUBE-SERVICES -m comment --comment "ns4/svc4:p80 external IP" -m tcp -p tcp -d 192.168.99.33 --dport 80 -j KUBE-EXT-4SW47YFZTEDKD3PK
--A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 -j KUBE-SVC-NUKIZ6OKUXPJNT4C
--A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 loadbalancer IP" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j KUBE-FW-NUKIZ6OKUXPJNT4C
--A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
 -A KUBE-EXT-4SW47YFZTEDKD3PK -m comment --comment "masquerade traffic for ns4/svc4:p80 external destinations" -j KUBE-MARK-MASQ
 -A KUBE-EXT-4SW47YFZTEDKD3PK -j KUBE-SVC-4SW47YFZTEDKD3PK
 -A KUBE-EXT-GNZBNJ2PO5MGZ6GT -m comment --comment "pod traffic for ns2/svc2:p80 external destinations" -s 10.0.0.0/8 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT
@@ -550,6 +537,9 @@ COMMIT
 -A KUBE-FW-NUKIZ6OKUXPJNT4C -m comment --comment "ns5/svc5:p80 loadbalancer IP" -s 203.0.113.0/25 -j KUBE-EXT-NUKIZ6OKUXPJNT4C
 -A KUBE-FW-NUKIZ6OKUXPJNT4C -m comment --comment "other traffic to ns5/svc5:p80 will be dropped by KUBE-PROXY-FIREWALL"
 -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
+-A KUBE-NODEPORTS -m comment --comment ns3/svc3:p80 -m tcp -p tcp --dport 3003 -j KUBE-EXT-X27LE4BHSL4DOUIK
+-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j KUBE-EXT-NUKIZ6OKUXPJNT4C
 -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 -A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
 -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
@@ -565,6 +555,16 @@ COMMIT
 -A KUBE-SEP-SXIVWICOYRO3J4NJ -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80
 -A KUBE-SEP-UKSFD7AGPMPPLUHC -m comment --comment ns4/svc4:p80 -s 10.180.0.4 -j KUBE-MARK-MASQ
 -A KUBE-SEP-UKSFD7AGPMPPLUHC -m comment --comment ns4/svc4:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.4:80
+-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O
+-A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 80 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT
+-A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 external IP" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
+-A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 loadbalancer IP" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT
+-A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP" -m tcp -p tcp -d 172.30.0.43 --dport 80 -j KUBE-SVC-X27LE4BHSL4DOUIK
+-A KUBE-SERVICES -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 -j KUBE-SVC-4SW47YFZTEDKD3PK
+-A KUBE-SERVICES -m comment --comment "ns4/svc4:p80 external IP" -m tcp -p tcp -d 192.168.99.33 --dport 80 -j KUBE-EXT-4SW47YFZTEDKD3PK
+-A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 cluster IP" -m tcp -p tcp -d 172.30.0.45 --dport 80 -j KUBE-SVC-NUKIZ6OKUXPJNT4C
+-A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 loadbalancer IP" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j KUBE-FW-NUKIZ6OKUXPJNT4C
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
 -A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 cluster IP" -m tcp -p tcp -d 172.30.0.44 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
 -A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.4:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-UKSFD7AGPMPPLUHC
 -A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.5:80" -j KUBE-SEP-C6EBXVWJJZMIWKLZ
@@ -611,16 +611,16 @@ COMMIT
 :KUBE-SEP-BF4QWWKRAYUTLP6J - [0:0]
 :KUBE-SERVICES - [0:0]
 :KUBE-SVC-PPBSTXGMF4OXFMWK - [0:0]
+-A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ
+-A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80
+-A KUBE-SEP-BF4QWWKRAYUTLP6J -m comment --comment ns1/web:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
+-A KUBE-SEP-BF4QWWKRAYUTLP6J -m comment --comment ns1/web:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80
 -A KUBE-SERVICES -m comment --comment "ns1/db:p5432 cluster IP" -m tcp -p tcp -d 172.30.0.42 --dport 5432 -j KUBE-SVC-TEEUQMCTN7DAR4EM
 -A KUBE-SERVICES -m comment --comment "ns1/web:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-PPBSTXGMF4OXFMWK
 -A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS
 -A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
 -A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 -> 10.180.0.1:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-5M3UK7KXO4MOBXUS
 -A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 -> 10.180.0.3:80" -j KUBE-SEP-BF4QWWKRAYUTLP6J
--A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ
--A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80
--A KUBE-SEP-BF4QWWKRAYUTLP6J -m comment --comment ns1/web:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
--A KUBE-SEP-BF4QWWKRAYUTLP6J -m comment --comment ns1/web:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80
 -X KUBE-SEP-7UC2XTHCPWYET5QZ
 COMMIT
 )");
@@ -751,8 +751,9 @@ TEST(IptablesLayout, MissingJumpsGoInTheRestoreTextAndAreFoundInSaveOutput) {
 }
 
 TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointComments) {
-  // Enough Services for the two-thread rendering: the text must be what one thread writes,
-  // Services in key order, each one's rules whole.
+  // Enough Services for the two-thread rendering (and for the text to reach the sink in several
+  // pieces): the text must be what one thread writes, Services in key order in KUBE-SERVICES,
+  // nat chains declared and filled in name order, each chain's rules together.
   std::vector<state::ServiceStatePtr> services;
   for (int i = 0; i < 2600; ++i) {
     char ip[32], ep[32];
@@ -773,6 +774,28 @@ TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointCom
     EXPECT_GT(at, last) << needle;
     last = at;
   }
+  std::istringstream in(text.substr(text.find("*nat\n")));
+  std::string line, previous_declared, previous_filled;
+  size_t pieces = 0, filled = 0;
+  WriteFullRestore(st, IpFamily::kV4, Opts(), {}, {}, [&](std::string_view piece) {
+    ++pieces;
+    EXPECT_EQ(piece.back(), '\n');  // whole lines
+  });
+  EXPECT_GT(pieces, 1u);
+  while (std::getline(in, line)) {
+    if (line[0] == ':') {
+      const std::string chain = line.substr(1, line.find(' ') - 1);
+      EXPECT_LT(previous_declared, chain);
+      previous_declared = chain;
+    } else if (line.starts_with("-A ")) {
+      const std::string chain = line.substr(3, line.find(' ', 3) - 3);
+      EXPECT_LE(previous_filled, chain) << line;
+      filled += chain != previous_filled;
+      previous_filled = chain;
+    }
+  }
+  // KUBE-MARK-MASQ, KUBE-POSTROUTING, KUBE-SERVICES and a KUBE-SVC- and a KUBE-SEP- each.
+  EXPECT_EQ(filled, 3u + 2u * 2600u);
   // Large-cluster mode: the endpoint rules lose their comments, the others keep theirs.
   LayoutOptions large = Opts();
   large.large_cluster = true;
