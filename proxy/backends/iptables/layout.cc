@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <iterator>
 #include <set>
 #include <stdexcept>
@@ -97,28 +98,28 @@ class PortRenderer {
         ext_("KUBE-EXT-" + hash_),
         fw_("KUBE-FW-" + hash_) {}
 
+  // The port's own chains, in the order Render() adds them.
+  void AppendChainNames(std::vector<std::string>& names) const {
+    const Plan plan = MakePlan();
+    if (plan.uses_cluster_chain) names.push_back(svc_);
+    if (plan.uses_local_chain) names.push_back(svl_);
+    if (plan.uses_ext) names.push_back(ext_);
+    if (plan.uses_fw) names.push_back(fw_);
+    for (const auto& e : plan.endpoints) names.push_back(EndpointChainName(p_.name, e));
+  }
+
   void Render() {
-    const IpFamily f = p_.family;
+    const Plan plan = MakePlan();
     const bool has_endpoints = p_.has_any_endpoints;
     const bool has_internal = p_.internal_verdict == TrafficVerdict::kForward;
     const bool has_external = p_.external_verdict == TrafficVerdict::kForward;
-    // Each list only where a policy uses it (kube-proxy's UsesClusterEndpoints and
-    // UsesLocalEndpoints); NodeState leaves the unused one empty already.
-    const bool uses_cluster_chain =
-        !p_.cluster_endpoints.empty() && (!p_.internal_policy_local || p_.externally_accessible());
-    const bool uses_local_chain =
-        !p_.local_endpoints.empty() &&
-        (p_.internal_policy_local || (p_.external_policy_local && p_.externally_accessible()));
+    const bool uses_cluster_chain = plan.uses_cluster_chain;
+    const bool uses_local_chain = plan.uses_local_chain;
     const std::string& internal_chain = p_.internal_policy_local ? svl_ : svc_;
     const std::string& external_policy_chain = p_.external_policy_local ? svl_ : svc_;
-    // The EXT chain exists whenever anything does: under policy Local its short-circuit rules
-    // serve pods and the node even when this node has no endpoint.
-    const bool uses_ext = has_endpoints && p_.externally_accessible();
-    std::vector<IpPrefix> ranges;
-    for (const auto& r : p_.load_balancer_source_ranges) {
-      if (r.family() == f) ranges.push_back(r);
-    }
-    const bool uses_fw = has_endpoints && !p_.load_balancer_ips.empty() && !ranges.empty();
+    const bool uses_ext = plan.uses_ext;
+    const std::vector<IpPrefix>& ranges = plan.ranges;
+    const bool uses_fw = plan.uses_fw;
     const std::string& lb_chain = uses_fw ? fw_ : ext_;
 
     // Destinations: nat jumps for those with endpoints, filter REJECT/DROP for the others.
@@ -184,27 +185,18 @@ class PortRenderer {
     }
 
     if (!with_chains_) return;
-    // Every endpoint a used list holds gets a KUBE-SEP- chain, sorted, once.
-    std::vector<state::Endpoint> endpoints;
-    if (uses_cluster_chain) endpoints = p_.cluster_endpoints;
-    if (uses_local_chain) {
-      endpoints.insert(endpoints.end(), p_.local_endpoints.begin(), p_.local_endpoints.end());
-    }
-    auto key = [](const state::Endpoint& e) { return std::make_pair(e.ip, e.port); };
-    std::sort(endpoints.begin(), endpoints.end(),
-              [&](const auto& a, const auto& b) { return key(a) < key(b); });
-    endpoints.erase(std::unique(endpoints.begin(), endpoints.end(),
-                                [&](const auto& a, const auto& b) { return key(a) == key(b); }),
-                    endpoints.end());
+    const std::vector<state::Endpoint>& endpoints = plan.endpoints;
     std::vector<std::string> endpoint_chains;
     for (const auto& e : endpoints) endpoint_chains.push_back(EndpointChainName(p_.name, e));
+    sorted_endpoints_ = &endpoints;
+    endpoint_chains_ = &endpoint_chains;
     if (uses_cluster_chain) AddChain(svc_);
     if (uses_local_chain) AddChain(svl_);
     if (uses_ext) AddChain(ext_);
     if (uses_fw) AddChain(fw_);
     for (const auto& c : endpoint_chains) AddChain(c);
 
-    const IpPrefix* cidr = CidrFor(o_, f);
+    const IpPrefix* cidr = CidrFor(o_, p_.family);
     if (has_internal) {
       // Off-cluster clients of a ClusterIP (a route to the service range via this node) are
       // masqueraded: the endpoint may be on another node.
@@ -279,6 +271,48 @@ class PortRenderer {
   }
 
  private:
+  // Which chains the port has.
+  struct Plan {
+    // Each endpoint list only where a policy uses it (kube-proxy's UsesClusterEndpoints and
+    // UsesLocalEndpoints); NodeState leaves the unused one empty already.
+    bool uses_cluster_chain = false;
+    bool uses_local_chain = false;
+    // The EXT chain exists whenever anything does: under policy Local its short-circuit rules
+    // serve pods and the node even when this node has no endpoint.
+    bool uses_ext = false;
+    bool uses_fw = false;
+    std::vector<IpPrefix> ranges;  // loadBalancerSourceRanges of the port's family
+    // Every endpoint a used list holds gets a KUBE-SEP- chain, sorted, once.
+    std::vector<state::Endpoint> endpoints;
+  };
+  Plan MakePlan() const {
+    Plan plan;
+    const bool has_endpoints = p_.has_any_endpoints;
+    plan.uses_cluster_chain =
+        !p_.cluster_endpoints.empty() && (!p_.internal_policy_local || p_.externally_accessible());
+    plan.uses_local_chain =
+        !p_.local_endpoints.empty() &&
+        (p_.internal_policy_local || (p_.external_policy_local && p_.externally_accessible()));
+    plan.uses_ext = has_endpoints && p_.externally_accessible();
+    for (const auto& r : p_.load_balancer_source_ranges) {
+      if (r.family() == p_.family) plan.ranges.push_back(r);
+    }
+    plan.uses_fw = has_endpoints && !p_.load_balancer_ips.empty() && !plan.ranges.empty();
+    if (plan.uses_cluster_chain) plan.endpoints = p_.cluster_endpoints;
+    if (plan.uses_local_chain) {
+      plan.endpoints.insert(plan.endpoints.end(), p_.local_endpoints.begin(),
+                            p_.local_endpoints.end());
+    }
+    auto key = [](const state::Endpoint& e) { return std::make_pair(e.ip, e.port); };
+    std::sort(plan.endpoints.begin(), plan.endpoints.end(),
+              [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    plan.endpoints.erase(
+        std::unique(plan.endpoints.begin(), plan.endpoints.end(),
+                    [&](const auto& a, const auto& b) { return key(a) == key(b); }),
+        plan.endpoints.end());
+    return plan;
+  }
+
   std::string Proto() const { return "-m " + std::string(proto_) + " -p " + std::string(proto_); }
   std::string Dest(const IpAddress& ip, const std::string& port) const {
     return Proto() + " -d " + ip.ToString() + " --dport " + port;
@@ -322,7 +356,7 @@ class PortRenderer {
     auto& rules = Rules(chain);
     if (p_.affinity_timeout_seconds != 0) {
       for (const auto& e : endpoints) {
-        const std::string sep = EndpointChainName(p_.name, e);
+        const std::string& sep = EndpointChain(e);
         Line line(chain);
         EndpointComment(line, name_ + " -> " + e.ToString());
         rules.push_back(line.Add("-m recent --name " + sep + " --rcheck --seconds " +
@@ -336,8 +370,19 @@ class PortRenderer {
       if (i + 1 < endpoints.size()) {
         line.Add("-m statistic --mode random --probability " + Probability(endpoints.size() - i));
       }
-      rules.push_back(line.Jump(EndpointChainName(p_.name, endpoints[i])));
+      rules.push_back(line.Jump(EndpointChain(endpoints[i])));
     }
+  }
+
+  // The KUBE-SEP- chain of one of the plan's endpoints (named once, in Render).
+  const std::string& EndpointChain(const state::Endpoint& e) const {
+    auto key = [](const state::Endpoint& x) { return std::make_pair(x.ip, x.port); };
+    auto it = std::lower_bound(sorted_endpoints_->begin(), sorted_endpoints_->end(), e,
+                               [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    if (it == sorted_endpoints_->end() || key(*it) != key(e)) {
+      throw std::logic_error("iptables layout: no chain for endpoint " + e.ToString());
+    }
+    return (*endpoint_chains_)[static_cast<size_t>(it - sorted_endpoints_->begin())];
   }
 
   const state::ServicePortState& p_;
@@ -350,6 +395,9 @@ class PortRenderer {
   const std::string hash_;
   const std::string svc_, svl_, ext_, fw_;
   std::vector<std::pair<std::string, size_t>> index_;  // this port's chains in out_.chains
+  // During Render: the plan's endpoints (sorted) and their chain names.
+  const std::vector<state::Endpoint>* sorted_endpoints_ = nullptr;
+  const std::vector<std::string>* endpoint_chains_ = nullptr;
 };
 
 ServiceRules Render(const state::ServiceState& service, IpFamily family, const LayoutOptions& o,
@@ -367,10 +415,6 @@ std::string DeclareLine(std::string_view chain) {
   return line;
 }
 
-// The restore text. `rewrite(key)` says whether a Service's chains are written; `full` adds the
-// static chains and deletes the service chains among `existing` that no Service wrote.
-// Below this many Services one thread renders (a thread costs more than it saves).
-constexpr size_t kParallelRenderServices = 2000;
 
 // "-I CHAIN spec..." restore lines for the jumps of `table`, arguments with spaces quoted.
 std::vector<std::string> JumpLines(std::span<const JumpRule> jumps, std::string_view table) {
@@ -394,81 +438,63 @@ std::vector<std::string> JumpLines(std::span<const JumpRule> jumps, std::string_
 // How much text is handed to the sink at a time.
 constexpr size_t kSinkChunk = 1 << 20;
 
+// The restore text, nat section first. `rewrite(key)` says whether a Service's chains are
+// written; `full` adds the static chains and deletes the service chains among `existing` that no
+// Service wants.
+//
+// A pipeline, so that the tool is busy from the start: another thread renders the rules while
+// this one lists the nat chains' names (much cheaper than rendering) and hands their declarations
+// to the sink (and so to the tool, which takes a while over each one); the rules follow, chain by
+// chain in name order; the filter section, which needs every Service rendered, last.
 template <typename Rewrite>
 void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
                  Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
                  std::span<const std::string> existing, std::span<const JumpRule> jumps,
                  const RestoreSink& sink) {
-  // Services render independently: a large table is rendered in two halves on two threads
-  // (the tool parsing it is the long part of a sync; this keeps our share of it small), then
-  // joined in key order.
-  struct Part {
-    std::array<std::vector<std::string>, kSharedChainCount> shared;
-    std::vector<Chain> chains;
-  };
-  using Iter = decltype(st.services.begin());
-  auto render = [&](Iter from, Iter to, Part& part) {
-    for (auto it = from; it != to; ++it) {
-      const bool write_chains = rewrite(it->first);
-      ServiceRules r = Render(*it->second, family, o, st.node, write_chains);
-      for (size_t i = 0; i < kSharedChainCount; ++i) {
-        std::move(r.shared[i].begin(), r.shared[i].end(), std::back_inserter(part.shared[i]));
-      }
-      if (write_chains) {
-        std::move(r.chains.begin(), r.chains.end(), std::back_inserter(part.chains));
-      }
-    }
-  };
-  Part first, second;
-  if (st.services.size() >= kParallelRenderServices) {
-    Iter mid = st.services.begin();
-    std::advance(mid, static_cast<std::ptrdiff_t>(st.services.size() / 2));
-    std::thread helper([&] { render(mid, st.services.end(), second); });
+  // The rules, rendered on another thread meanwhile.
+  std::array<std::vector<std::string>, kSharedChainCount> shared;
+  std::vector<Chain> chains;
+  std::exception_ptr render_error;
+  std::thread renderer([&] {
     try {
-      render(st.services.begin(), mid, first);
+      for (const auto& [key, service] : st.services) {
+        const bool write_chains = rewrite(key);
+        ServiceRules r = Render(*service, family, o, st.node, write_chains);
+        for (size_t i = 0; i < kSharedChainCount; ++i) {
+          std::move(r.shared[i].begin(), r.shared[i].end(), std::back_inserter(shared[i]));
+        }
+        if (write_chains) std::move(r.chains.begin(), r.chains.end(), std::back_inserter(chains));
+      }
     } catch (...) {
-      helper.join();
-      throw;
+      render_error = std::current_exception();
     }
-    helper.join();
-  } else {
-    render(st.services.begin(), st.services.end(), first);
+  });
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join{renderer};
+
+  std::vector<std::string> names;
+  for (const auto& [key, service] : st.services) {
+    if (!rewrite(key)) continue;
+    for (const auto& port : service->ports) {
+      if (port.family != family) continue;
+      ServiceRules unused;
+      PortRenderer(port, o, st.node, true, unused).AppendChainNames(names);
+    }
   }
-  std::array<std::vector<std::string>, kSharedChainCount>& shared = first.shared;
-  std::vector<Chain>& chains = first.chains;
-  for (size_t i = 0; i < kSharedChainCount; ++i) {
-    std::move(second.shared[i].begin(), second.shared[i].end(), std::back_inserter(shared[i]));
-  }
-  std::move(second.chains.begin(), second.chains.end(), std::back_inserter(chains));
+  std::sort(names.begin(), names.end());
   if (full && !existing.empty()) {
-    std::set<std::string_view> wanted;
-    for (const auto& c : chains) wanted.insert(c.name);
     for (const auto& c : existing) {
-      if (IsServiceChain(c) && !wanted.contains(c)) deleted.push_back(c);
+      if (IsServiceChain(c) && !std::binary_search(names.begin(), names.end(), c)) {
+        deleted.push_back(c);
+      }
     }
   }
   std::sort(deleted.begin(), deleted.end());
   deleted.erase(std::unique(deleted.begin(), deleted.end()), deleted.end());
-  // The NodePort dispatch comes last in nat KUBE-SERVICES: a ClusterIP or external IP rule must
-  // win over it for addresses that are also local.
-  auto& nat_services = shared[static_cast<size_t>(SharedChain::kNatServices)];
-  const bool v4 = family == IpFamily::kV4;
-  const bool localhost = v4 && o.localhost_nodeports;
-  if (o.nodeports_on_all_local_addresses) {
-    Line l(kServicesChain);
-    l.Comment(kNodePortsJumpComment).Add("-m addrtype --dst-type LOCAL");
-    if (!v4) l.Add("! -d ::1/128");
-    if (v4 && !localhost) l.Add("! -d 127.0.0.0/8");
-    nat_services.push_back(l.Jump(kNodePortsChain));
-  } else {
-    for (const auto& ip : o.nodeport_addresses) {
-      if (ip.family() != family || (IsLoopback(ip) && !localhost)) continue;
-      nat_services.push_back(Line(kServicesChain)
-                                 .Comment(kNodePortsJumpComment)
-                                 .Add("-d " + ip.ToString())
-                                 .Jump(kNodePortsChain));
-    }
-  }
 
   // The text goes to `sink` a megabyte at a time, so that the tool reads the first part while
   // the rest is written.
@@ -487,7 +513,94 @@ void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOption
       flush();
     }
   };
+  const bool v4 = family == IpFamily::kV4;
+  const bool localhost = v4 && o.localhost_nodeports;
   const std::string mark = Hex(o.masquerade_mark);
+
+  // The nat chains are declared, and then filled, in name order, as iptables-save prints them:
+  // both tools look chains up in lists kept in name order, and restore such text fastest
+  // (iptables-nft-restore about 3x faster than with random declarations at 1,000 Services;
+  // iptables-legacy-restore about 15% faster than with the rules Service by Service at 10,000).
+  std::vector<std::string_view> declared = {kServicesChain, kNodePortsChain};
+  declared.reserve(names.size() + deleted.size() + 4);
+  for (const auto& c : names) declared.push_back(c);
+  for (const auto& c : deleted) declared.push_back(c);
+  if (full) {
+    declared.push_back(kPostroutingChain);
+    declared.push_back(kMarkMasqChain);
+  }
+  std::sort(declared.begin(), declared.end());
+  out += "*nat\n";
+  for (std::string_view c : declared) {
+    out += ':';
+    out += c;
+    out += " - [0:0]\n";
+    flush();
+  }
+  sink(out);  // the tool has work while the rendering ends
+  out.clear();
+
+  renderer.join();
+  if (render_error) std::rethrow_exception(render_error);
+  std::sort(chains.begin(), chains.end(),
+            [](const Chain& a, const Chain& b) { return a.name < b.name; });
+  if (chains.size() != names.size() ||
+      !std::equal(chains.begin(), chains.end(), names.begin(),
+                  [](const Chain& c, const std::string& n) { return c.name == n; })) {
+    throw std::logic_error("iptables layout: the rendered chains are not the declared ones");
+  }
+
+  // The NodePort dispatch comes last in nat KUBE-SERVICES: a ClusterIP or external IP rule must
+  // win over it for addresses that are also local.
+  auto& nat_services = shared[static_cast<size_t>(SharedChain::kNatServices)];
+  if (o.nodeports_on_all_local_addresses) {
+    Line l(kServicesChain);
+    l.Comment(kNodePortsJumpComment).Add("-m addrtype --dst-type LOCAL");
+    if (!v4) l.Add("! -d ::1/128");
+    if (v4 && !localhost) l.Add("! -d 127.0.0.0/8");
+    nat_services.push_back(l.Jump(kNodePortsChain));
+  } else {
+    for (const auto& ip : o.nodeport_addresses) {
+      if (ip.family() != family || (IsLoopback(ip) && !localhost)) continue;
+      nat_services.push_back(Line(kServicesChain)
+                                 .Comment(kNodePortsJumpComment)
+                                 .Add("-d " + ip.ToString())
+                                 .Jump(kNodePortsChain));
+    }
+  }
+  std::vector<std::string> postrouting, mark_masq;
+  if (full) {
+    postrouting.push_back("-A KUBE-POSTROUTING -m mark ! --mark " + mark + "/" + mark +
+                          " -j RETURN");
+    // Cleared so that a packet traversing the stack again is not masqueraded twice.
+    postrouting.push_back("-A KUBE-POSTROUTING -j MARK --xor-mark " + mark);
+    postrouting.push_back(Line(kPostroutingChain)
+                              .Comment("kubernetes service traffic requiring SNAT")
+                              .Jump("MASQUERADE --random-fully"));
+    mark_masq.push_back("-A KUBE-MARK-MASQ -j MARK --or-mark " + mark);
+  }
+  struct Filled {
+    std::string_view name;
+    const std::vector<std::string>* rules;
+  };
+  std::vector<Filled> nat = {
+      {kServicesChain, &nat_services},
+      {kNodePortsChain, &shared[static_cast<size_t>(SharedChain::kNatNodePorts)]}};
+  nat.reserve(chains.size() + 4);
+  for (const auto& c : chains) nat.push_back({c.name, &c.rules});
+  if (full) {
+    nat.push_back({kPostroutingChain, &postrouting});
+    nat.push_back({kMarkMasqChain, &mark_masq});
+  }
+  std::sort(nat.begin(), nat.end(),
+            [](const Filled& a, const Filled& b) { return a.name < b.name; });
+  for (const Filled& c : nat) lines(*c.rules);
+  lines(JumpLines(jumps, "nat"));
+  for (const auto& c : deleted) {
+    out += "-X " + c + "\n";
+    flush();
+  }
+  out += "COMMIT\n";
 
   out += "*filter\n";
   for (auto c : {kServicesChain, kExternalServicesChain, kNodePortsChain, kProxyFirewallChain}) {
@@ -527,52 +640,6 @@ void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOption
     }
   }
   lines(JumpLines(jumps, "filter"));
-  out += "COMMIT\n*nat\n";
-  // The nat chains are declared, and then filled, in name order, as iptables-save prints them:
-  // both tools look chains up in lists kept in name order, and restore such text fastest
-  // (iptables-nft-restore about 3x faster than with random declarations at 1,000 Services;
-  // iptables-legacy-restore about 15% faster than with the rules Service by Service at 10,000).
-  std::vector<std::string> postrouting, mark_masq;
-  if (full) {
-    postrouting.push_back("-A KUBE-POSTROUTING -m mark ! --mark " + mark + "/" + mark +
-                          " -j RETURN");
-    // Cleared so that a packet traversing the stack again is not masqueraded twice.
-    postrouting.push_back("-A KUBE-POSTROUTING -j MARK --xor-mark " + mark);
-    postrouting.push_back(Line(kPostroutingChain)
-                              .Comment("kubernetes service traffic requiring SNAT")
-                              .Jump("MASQUERADE --random-fully"));
-    mark_masq.push_back("-A KUBE-MARK-MASQ -j MARK --or-mark " + mark);
-  }
-  struct Filled {
-    std::string_view name;
-    const std::vector<std::string>* rules;  // null: only declared (a chain being deleted)
-  };
-  std::vector<Filled> nat = {
-      {kServicesChain, &nat_services},
-      {kNodePortsChain, &shared[static_cast<size_t>(SharedChain::kNatNodePorts)]}};
-  nat.reserve(chains.size() + deleted.size() + 4);
-  for (const auto& c : chains) nat.push_back({c.name, &c.rules});
-  for (const auto& c : deleted) nat.push_back({c, nullptr});
-  if (full) {
-    nat.push_back({kPostroutingChain, &postrouting});
-    nat.push_back({kMarkMasqChain, &mark_masq});
-  }
-  std::sort(nat.begin(), nat.end(),
-            [](const Filled& a, const Filled& b) { return a.name < b.name; });
-  for (const Filled& c : nat) {
-    out += ':';
-    out += c.name;
-    out += " - [0:0]\n";
-    flush();
-  }
-  for (const Filled& c : nat) {
-    if (c.rules) lines(*c.rules);
-  }
-  lines(JumpLines(jumps, "nat"));
-  for (const auto& c : deleted) {
-    out += "-X " + c + "\n";
-    flush();
-  }
   out += "COMMIT\n";
   sink(out);
 }

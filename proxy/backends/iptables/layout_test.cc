@@ -144,17 +144,7 @@ TEST(IptablesLayout, ClusterIpWithThreeEndpointsFullText) {
   auto p = Port("ns1", "svc1", "172.30.0.41", 80,
                 {Ep("10.180.0.1", 8080), Ep("10.180.0.2", 8080), Ep("10.180.0.3", 8080, true)});
   EXPECT_EQ(FullRestoreText(Node({Svc({p})}), IpFamily::kV4, Opts()),
-            R"(*filter
-:KUBE-SERVICES - [0:0]
-:KUBE-EXTERNAL-SERVICES - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-PROXY-FIREWALL - [0:0]
-:KUBE-FORWARD - [0:0]
--A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
--A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
--A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-COMMIT
-*nat
+            R"(*nat
 :KUBE-MARK-MASQ - [0:0]
 :KUBE-NODEPORTS - [0:0]
 :KUBE-POSTROUTING - [0:0]
@@ -179,6 +169,16 @@ COMMIT
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.1:8080" -m statistic --mode random --probability 0.3333333333 -j KUBE-SEP-CPWPCALSNDDLLDLJ
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.2:8080" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-VLCBLZ3INDL6LVTP
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.3:8080" -j KUBE-SEP-NAZVJRW4ZXJURRRS
+COMMIT
+*filter
+:KUBE-SERVICES - [0:0]
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-FORWARD - [0:0]
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
 )");
 }
@@ -383,17 +383,7 @@ TEST(IptablesLayout, Ipv6FullText) {
   p.node_port = 30053;
   auto v4 = Port("ns1", "svc1", "172.30.0.41", 80, {Ep("10.180.0.1", 80)});
   const auto st = Node({Svc({p}), Svc({v4})});
-  EXPECT_EQ(FullRestoreText(st, IpFamily::kV6, Opts()), R"(*filter
-:KUBE-SERVICES - [0:0]
-:KUBE-EXTERNAL-SERVICES - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-PROXY-FIREWALL - [0:0]
-:KUBE-FORWARD - [0:0]
--A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
--A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
--A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-COMMIT
-*nat
+  EXPECT_EQ(FullRestoreText(st, IpFamily::kV6, Opts()), R"(*nat
 :KUBE-EXT-WIAVBDJFSBFKTY5M - [0:0]
 :KUBE-MARK-MASQ - [0:0]
 :KUBE-NODEPORTS - [0:0]
@@ -418,6 +408,16 @@ COMMIT
 -A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 cluster IP" -m udp -p udp -d fd00:30::7 --dport 53 ! -s fd00:10::/48 -j KUBE-MARK-MASQ
 -A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 -> [fd00:10:1::5]:5353" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-M4K5NZNYA2IKHBMO
 -A KUBE-SVC-WIAVBDJFSBFKTY5M -m comment --comment "ns7/svc7:p53 -> [fd00:10:2::6]:5353" -j KUBE-SEP-YFTP4PSS4KLARC6R
+COMMIT
+*filter
+:KUBE-SERVICES - [0:0]
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-FORWARD - [0:0]
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 COMMIT
 )");
 }
@@ -486,25 +486,7 @@ TEST(IptablesLayout, KubeProxysOverallScenario) {
   const auto st =
       Node({Svc({svc1}), Svc({svc2}), Svc({svc3}), Svc({svc4}), Svc({svc5}), Svc({svc6})});
 
-  const std::string kube_proxy = R"(*filter
-:KUBE-NODEPORTS - [0:0]
-:KUBE-SERVICES - [0:0]
-:KUBE-EXTERNAL-SERVICES - [0:0]
-:KUBE-FIREWALL - [0:0]
-:KUBE-FORWARD - [0:0]
-:KUBE-PROXY-FIREWALL - [0:0]
--A KUBE-NODEPORTS -m comment --comment "ns2/svc2:p80 health check node port" -m tcp -p tcp --dport 30000 -j ACCEPT
--A KUBE-SERVICES -m comment --comment "ns6/svc6:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.46 --dport 80 -j REJECT
--A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j DROP
--A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j DROP
--A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP
--A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
--A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
--A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
--A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A KUBE-PROXY-FIREWALL -m comment --comment "ns5/svc5:p80 traffic not accepted by KUBE-FW-NUKIZ6OKUXPJNT4C" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j DROP
-COMMIT
-*nat
+  const std::string kube_proxy = R"(*nat
 :KUBE-EXT-4SW47YFZTEDKD3PK - [0:0]
 :KUBE-EXT-GNZBNJ2PO5MGZ6GT - [0:0]
 :KUBE-EXT-NUKIZ6OKUXPJNT4C - [0:0]
@@ -578,6 +560,24 @@ COMMIT
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
 -A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.1:80" -j KUBE-SEP-SXIVWICOYRO3J4NJ
 COMMIT
+*filter
+:KUBE-NODEPORTS - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-FIREWALL - [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+-A KUBE-NODEPORTS -m comment --comment "ns2/svc2:p80 health check node port" -m tcp -p tcp --dport 30000 -j ACCEPT
+-A KUBE-SERVICES -m comment --comment "ns6/svc6:p80 has no endpoints" -m tcp -p tcp -d 172.30.0.46 --dport 80 -j REJECT
+-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j DROP
+-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j DROP
+-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP
+-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A KUBE-PROXY-FIREWALL -m comment --comment "ns5/svc5:p80 traffic not accepted by KUBE-FW-NUKIZ6OKUXPJNT4C" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j DROP
+COMMIT
 )";
   EXPECT_EQ(Tables(FullRestoreText(st, IpFamily::kV4, o)), Tables(kube_proxy));
 }
@@ -598,13 +598,7 @@ TEST(IptablesLayout, PartialTextForOneEndpointChange) {
   const std::vector<state::ServiceDiff> diff = {{"ns1/web", c.web_before, c.web_after}};
   // The shared chains in full, ns1/web's chains rewritten, the replaced endpoint's chain
   // deleted; nothing of ns1/db's chains, nothing static.
-  EXPECT_EQ(PartialRestoreText(after, IpFamily::kV4, Opts(), diff), R"(*filter
-:KUBE-SERVICES - [0:0]
-:KUBE-EXTERNAL-SERVICES - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-PROXY-FIREWALL - [0:0]
-COMMIT
-*nat
+  EXPECT_EQ(PartialRestoreText(after, IpFamily::kV4, Opts(), diff), R"(*nat
 :KUBE-NODEPORTS - [0:0]
 :KUBE-SEP-5M3UK7KXO4MOBXUS - [0:0]
 :KUBE-SEP-7UC2XTHCPWYET5QZ - [0:0]
@@ -622,6 +616,12 @@ COMMIT
 -A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 -> 10.180.0.1:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-5M3UK7KXO4MOBXUS
 -A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 -> 10.180.0.3:80" -j KUBE-SEP-BF4QWWKRAYUTLP6J
 -X KUBE-SEP-7UC2XTHCPWYET5QZ
+COMMIT
+*filter
+:KUBE-SERVICES - [0:0]
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
 COMMIT
 )");
 }
@@ -751,9 +751,8 @@ TEST(IptablesLayout, MissingJumpsGoInTheRestoreTextAndAreFoundInSaveOutput) {
 }
 
 TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointComments) {
-  // Enough Services for the two-thread rendering (and for the text to reach the sink in several
-  // pieces): the text must be what one thread writes, Services in key order in KUBE-SERVICES,
-  // nat chains declared and filled in name order, each chain's rules together.
+  // Enough Services for the text to reach the sink in several pieces: Services in key order in
+  // KUBE-SERVICES, nat chains declared and filled in name order, each chain's rules together.
   std::vector<state::ServiceStatePtr> services;
   for (int i = 0; i < 2600; ++i) {
     char ip[32], ep[32];
@@ -774,7 +773,8 @@ TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointCom
     EXPECT_GT(at, last) << needle;
     last = at;
   }
-  std::istringstream in(text.substr(text.find("*nat\n")));
+  ASSERT_TRUE(text.starts_with("*nat\n"));
+  std::istringstream in(text.substr(0, text.find("*filter\n")));
   std::string line, previous_declared, previous_filled;
   size_t pieces = 0, filled = 0;
   WriteFullRestore(st, IpFamily::kV4, Opts(), {}, {}, [&](std::string_view piece) {
