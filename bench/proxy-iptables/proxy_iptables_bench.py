@@ -330,9 +330,14 @@ def full_sync_rounds(args, variant, manifests, work, res):
     return agent, peer, initial
 
 
-def endpoint_changes(args, size, variant, manifests, agent, state, work):
-    """--changes one-endpoint changes, one at a time: the agent's partial syncs and, from the
-    rules read back before and after each, the restore text of the same partial sync."""
+def endpoint_changes(args, size, variant, manifests, agent, state, work, peer):
+    """--changes one-endpoint changes, one at a time: the agent's partial sync and, from the
+    rules read back before and after it, the restore text of the same partial sync, which the
+    bare tool then runs in `peer` (holding the same rules) right away, so that each pair is
+    measured under the same conditions. Returns the agent's figures, the bare times (ms) and the
+    final rules."""
+    tool = VARIANTS[variant][0]
+    bare_ms = []
     rng = random.Random(size)
     picks = rng.sample(range(size - 1), min(args.changes, size - 1))
     results = []
@@ -358,6 +363,9 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work):
         path = os.path.join(work, f"change-{variant}{k:02d}.iptables")
         with open(path, "w") as f:
             f.write(tx)
+        pnb.settle(args.settle)
+        s, _ = pnb.timed(peer, [tool] + RESTORE_FLAGS, path, timeout=args.cap)
+        bare_ms.append(s * 1000)
         figures = sync_figures(sync)
         figures.update({"service": pnb.service_name(i), "endpoint": f"{old} -> {ips[j]}",
                         "write_to_sync_ms": e2e_ms, "restore_text": path, "touched": touched,
@@ -367,7 +375,8 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work):
             f"{sync['backend']} in {sync['backend_us']:,} us{' (full!)' if figures['full'] else ''}"
             f" ({figures['tool_runs']} tool runs, {figures['restore_bytes']} bytes)"
             f", write to sync line {e2e_ms:.1f} ms; the same as restore text: "
-            f"{touched['chains']} chains, {touched['rules']} rules, {touched['deleted']} deleted")
+            f"{touched['chains']} chains, {touched['rules']} rules, {touched['deleted']} deleted"
+            f"; {tool} of it {bare_ms[-1]:.1f} ms")
         if figures["full"]:
             log(f"  warning: change {k + 1} made a full sync: {sync['line']}")
         if touched["unexpected"]:
@@ -376,7 +385,7 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work):
         if touched["chains"] == 0:
             raise RuntimeError(f"change {k + 1} ({pnb.service_name(i)}: {old} -> {ips[j]}) left "
                                f"the rules as they were: {sync['line']}")
-    return results, state
+    return results, bare_ms, state
 
 
 def bench_variant(args, size, variant, manifests, plain_path, work, res):
@@ -407,8 +416,9 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
         NETNS.delete(agent.ns)
         return res
 
-    # 2a. Our one-endpoint changes.
-    res["changes"], final = endpoint_changes(args, size, variant, manifests, agent, initial, work)
+    # 2. Our one-endpoint changes, and the bare tool doing each right after the agent.
+    res["changes"], res["bare_change_ms"], final = endpoint_changes(
+        args, size, variant, manifests, agent, initial, work, peer)
 
     # 3. Connection rate, through this agent's rules.
     extra_ns = []
@@ -422,12 +432,6 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
     agent.stop()
     NETNS.delete(agent.ns, *extra_ns)
 
-    # 2b. The same partial syncs, bare.
-    res["bare_change_ms"] = []
-    for c in res["changes"]:
-        pnb.settle(args.settle)
-        s, _ = pnb.timed(peer, [tool] + RESTORE_FLAGS, c["restore_text"], timeout=args.cap)
-        res["bare_change_ms"].append(s * 1000)
     loaded, _ = save(peer, variant)
     res["bare_changes_same_rules"] = parse_save(loaded) == final
     if not res["bare_changes_same_rules"]:

@@ -78,10 +78,13 @@ int main(int argc, char** argv) {
     auto t2 = std::chrono::steady_clock::now();
     std::string partial = proxy::iptables::PartialRestoreText(st, IpFamily::kV4, o, diff);
     auto t3 = std::chrono::steady_clock::now();
-    if (const char* dump = std::getenv("DUMP")) {
-      FILE* f = std::fopen(dump, "w");
-      std::fwrite(full.data(), 1, full.size(), f);
-      std::fclose(f);
+    // DUMP=file, DUMP_PARTIAL=file: the texts, to feed the tools by hand.
+    for (const auto& [var, text] : {std::pair{"DUMP", &full}, std::pair{"DUMP_PARTIAL", &partial}}) {
+      if (const char* dump = std::getenv(var)) {
+        FILE* f = std::fopen(dump, "w");
+        std::fwrite(text->data(), 1, text->size(), f);
+        std::fclose(f);
+      }
     }
     std::printf(
         "%6d Services: full text %.1f MB in %.1f ms (first piece after %.1f ms); one-endpoint "

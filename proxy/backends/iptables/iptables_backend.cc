@@ -161,15 +161,25 @@ void IptablesBackend::Restore(IpFamily family, const std::function<void(const Re
   const std::string tool = Tool(variant_, family, "restore");
   // The text goes into the pipe as it is written: the tool parses the first part while the rest
   // is rendered, and the whole text is never held.
+  const auto start = std::chrono::steady_clock::now();
   FedProcess process({tool, "-w", "5", "--noflush"}, kRestoreTimeout);
   ++stats_.tool_runs;
   size_t bytes = 0;
+  std::chrono::steady_clock::time_point first{};
   write([&](std::string_view piece) {
+    if (bytes == 0) first = std::chrono::steady_clock::now();
     bytes += piece.size();
     process.Write(piece);  // a tool gone early: the rest is dropped, Finish says why
   });
+  const auto written = std::chrono::steady_clock::now();
   stats_.bytes += bytes;
   ProcessResult r = process.Finish();
+  const auto ms = [&](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t - start).count() / 1000.0;
+  };
+  SLOG_V(2) << "iptables: " << tool << ": first input after " << ms(first) << " ms, all "
+            << bytes << " bytes in the pipe after " << ms(written) << " ms, tool done after "
+            << ms(std::chrono::steady_clock::now()) << " ms";
   if (!r.ok()) {
     throw std::runtime_error(tool + " (" + FamilyName(family) + ", " + std::to_string(bytes) +
                              " bytes of input): " + r.Describe());
