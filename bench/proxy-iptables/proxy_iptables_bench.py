@@ -8,11 +8,12 @@ Services of 10 endpoints each. Per size and variant:
 
   1. full sync: the agent's first sync (its "iptables in N us"), median of --runs fresh
      namespaces, against `<variant>-restore --noflush` of the very rules the agent made (read
-     back with `<variant>-save`) and of the plain script's kube-proxy layout
-     (proxy_nftables_bench.kube_proxy_restore_text), each into a fresh namespace. The plain
-     text goes first: if the bare tool needs more than --cap seconds for it (iptables-nft is
-     quadratic in user space), the size is reported as "> cap (stopped)" for that variant and
-     the rest of its measurements are skipped;
+     back with `<variant>-save`; each bare run right after an agent run) and of the plain
+     script's kube-proxy layout (proxy_nftables_bench.kube_proxy_restore_text), each into a
+     fresh namespace. The plain text goes first: if the bare tool needs more than --plain-cap
+     seconds for it (iptables-nft is quadratic in user space), it is reported as
+     "> cap (stopped)"; a full sync or bare restore of the agent's rules past --cap skips the
+     rest of the size for that variant;
   2. one-endpoint change: --changes times one Service's manifest rewritten with one endpoint
      replaced; the agent's "iptables in N us" for that partial sync (p50, p90), against the bare
      tool running what kube-proxy's partial sync writes for that change (the shared chains
@@ -206,12 +207,13 @@ class Stopped(Exception):
     "agent-rules")."""
 
 
-def bare_restore(args, variant, text_path, role, keep_last=False, count=None, first=0):
+def bare_restore(args, variant, text_path, role, keep_last=False, count=None, first=0, cap=None):
     """`<variant>-restore --noflush` of text_path into fresh namespaces, `count` (--runs) times
     (once when a run takes over --slow-once). Raises Stopped past --cap. Returns the times (ms)
     and the last namespace when keep_last (deleted otherwise)."""
     tool = VARIANTS[variant][0]
     count = args.runs if count is None else count
+    cap = args.cap if cap is None else cap
     runs, ns = [], None
     for r in range(first, first + count):
         if ns:
@@ -219,10 +221,10 @@ def bare_restore(args, variant, text_path, role, keep_last=False, count=None, fi
         pnb.settle(args.settle)
         ns = NETNS.add(f"{variant}-{role}{r}")
         try:
-            s, _ = pnb.timed(ns, [tool] + RESTORE_FLAGS, text_path, timeout=args.cap)
+            s, _ = pnb.timed(ns, [tool] + RESTORE_FLAGS, text_path, timeout=cap)
         except subprocess.TimeoutExpired:
             NETNS.delete(ns)
-            log(f"  {tool} of {role}: no exit within {args.cap:.0f} s; stopped")
+            log(f"  {tool} of {role}: no exit within {cap:.0f} s; stopped")
             raise Stopped(role)
         except RuntimeError:
             NETNS.delete(ns)
@@ -270,14 +272,17 @@ def agent_full_sync(args, variant, manifests, work, r):
     return run, agent
 
 
-def full_sync_rounds(args, variant, manifests, work, res):
+def full_sync_rounds(args, variant, manifests, work, res, ref):
     """--runs rounds, each the agent's first sync into a fresh namespace and then the bare tool
     restoring the agent's rules (read back from the first agent) into another: alternated, so
     that the machine's drift (a shared VM's speed wanders by tens of percent over minutes) reaches
     both alike. Fills res; returns the last agent (running, for the changes and the connection
     rate), the bare tool's last namespace (for the changes) and the rules read back, the last two
     None when they could not be read back or restored within the cap. Raises Stopped when the
-    agent's first sync does not come within the cap."""
+    agent's first sync does not come within the cap. When this variant's save fails (
+    iptables-nft-save 1.8.9 dies on 320,000 rules) and `ref` holds another variant's read-back
+    of the same Services, the bare tool restores that (the rules are the same: the layout does
+    not depend on the variant)."""
     res["full_sync"], res["agent_text_restore_ms"] = [], []
     agent_path = os.path.join(work, f"agent-{variant}.iptables")
     agent = peer = initial = None
@@ -301,10 +306,17 @@ def full_sync_rounds(args, variant, manifests, work, res):
             except RuntimeError as e:
                 # iptables-nft-save 1.8.9 dies of SIGSEGV on the 320,000 rules of 10,000
                 # Services: the rest needs the rules read back.
-                res["stopped"] = "read-back"
                 res["read_back_error"] = str(e)[:300]
                 log(f"  {variant}: reading the agent's rules back failed ({str(e)[:200]})")
-                return agent, None, None
+                if not ref:
+                    res["stopped"] = "read-back"
+                    return agent, None, None
+                res["read_back_from"] = ref["variant"]
+                log(f"  {variant}: the bare tool restores the {ref['variant']} run's read-back "
+                    "of the same Services instead; the changes too")
+                with open(ref["agent_path"]) as f:
+                    text = f.read()
+                save_s = float("nan")
             with open(agent_path, "w") as f:
                 f.write(text)
             initial = parse_save(text)
@@ -323,19 +335,21 @@ def full_sync_rounds(args, variant, manifests, work, res):
         if run["iptables_us"] / 1e6 > args.slow_once or times[0] / 1000 > args.slow_once:
             log(f"  over {args.slow_once:.0f} s: measured once")
             break
-    loaded, _ = save(peer, variant)
-    res["agent_text_same_rules"] = parse_save(loaded) == initial
-    if not res["agent_text_same_rules"]:
-        log(f"  warning: {VARIANTS[variant][0]} of the agent's rules did not reproduce them")
+    if not res.get("read_back_from"):
+        loaded, _ = save(peer, variant)
+        res["agent_text_same_rules"] = parse_save(loaded) == initial
+        if not res["agent_text_same_rules"]:
+            log(f"  warning: {VARIANTS[variant][0]} of the agent's rules did not reproduce them")
     return agent, peer, initial
 
 
-def endpoint_changes(args, size, variant, manifests, agent, state, work, peer):
+def endpoint_changes(args, size, variant, manifests, agent, state, work, peer, ref_changes=None):
     """--changes one-endpoint changes, one at a time: the agent's partial sync and, from the
     rules read back before and after it, the restore text of the same partial sync, which the
     bare tool then runs in `peer` (holding the same rules) right away, so that each pair is
-    measured under the same conditions. Returns the agent's figures, the bare times (ms) and the
-    final rules."""
+    measured under the same conditions. With `ref_changes` (another variant's changes, the same
+    ones: the picks depend on the size only) their restore texts are used and nothing is read
+    back. Returns the agent's figures, the bare times (ms) and the final rules (None then)."""
     tool = VARIANTS[variant][0]
     bare_ms = []
     rng = random.Random(size)
@@ -356,13 +370,20 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work, peer):
         if agent.last_sync() != want:
             log(f"  change {k + 1}: more than one sync followed it "
                 f"({agent.last_sync() - want + 1})")
-        text, save_s = save(agent.ns, variant)
-        after = parse_save(text)
-        tx, touched = change_restore_text(state, after)
-        state = after
-        path = os.path.join(work, f"change-{variant}{k:02d}.iptables")
-        with open(path, "w") as f:
-            f.write(tx)
+        if ref_changes:
+            ref = ref_changes[k]
+            if ref["service"] != pnb.service_name(i) or ref["endpoint"] != f"{old} -> {ips[j]}":
+                raise RuntimeError(f"change {k + 1} is not the reference run's: {ref['service']} "
+                                   f"{ref['endpoint']}")
+            path, touched, save_s = ref["restore_text"], ref["touched"], float("nan")
+        else:
+            text, save_s = save(agent.ns, variant)
+            after = parse_save(text)
+            tx, touched = change_restore_text(state, after)
+            state = after
+            path = os.path.join(work, f"change-{variant}{k:02d}.iptables")
+            with open(path, "w") as f:
+                f.write(tx)
         pnb.settle(args.settle)
         s, _ = pnb.timed(peer, [tool] + RESTORE_FLAGS, path, timeout=args.cap)
         bare_ms.append(s * 1000)
@@ -388,14 +409,16 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work, peer):
     return results, bare_ms, state
 
 
-def bench_variant(args, size, variant, manifests, plain_path, work, res):
-    """One variant at one size; fills res as it goes."""
+def bench_variant(args, size, variant, manifests, plain_path, work, res, ref=None):
+    """One variant at one size; fills res as it goes. `ref`: an earlier variant's read-back at
+    this size (see full_sync_rounds); returns this one's when it has one."""
     tool = VARIANTS[variant][0]
     res["idle_before_runs"] = pnb.IDLE_SAMPLES = []  # pnb.settle's samples
 
     # 1a. The bare tool on the plain script's layout: also the probe for --cap.
     try:
-        res["plain_restore_ms"], _ = bare_restore(args, variant, plain_path, "plain")
+        res["plain_restore_ms"], _ = bare_restore(args, variant, plain_path, "plain",
+                                                  cap=args.plain_cap)
     except Stopped as e:
         # The plain text's chains are in kube-proxy's order, which iptables-nft-restore handles
         # quadratically; ours (and the agent's rules read back) are declared in name order, so
@@ -405,7 +428,7 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
 
     # 1b, 1c. Our full sync and the bare tool on the agent's own rules, alternated.
     try:
-        agent, peer, initial = full_sync_rounds(args, variant, manifests, work, res)
+        agent, peer, initial = full_sync_rounds(args, variant, manifests, work, res, ref)
     except Stopped as e:
         res["stopped"] = e.args[0]
         log(f"  {variant}: the rest of {size:,} Services skipped")
@@ -417,8 +440,10 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
         return res
 
     # 2. Our one-endpoint changes, and the bare tool doing each right after the agent.
+    borrowed = res.get("read_back_from")
     res["changes"], res["bare_change_ms"], final = endpoint_changes(
-        args, size, variant, manifests, agent, initial, work, peer)
+        args, size, variant, manifests, agent, initial, work, peer,
+        ref["changes"] if borrowed else None)
 
     # 3. Connection rate, through this agent's rules.
     extra_ns = []
@@ -432,10 +457,11 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res):
     agent.stop()
     NETNS.delete(agent.ns, *extra_ns)
 
-    loaded, _ = save(peer, variant)
-    res["bare_changes_same_rules"] = parse_save(loaded) == final
-    if not res["bare_changes_same_rules"]:
-        log("  warning: after the bare partial restores the rules differ from the agent's")
+    if not borrowed:
+        loaded, _ = save(peer, variant)
+        res["bare_changes_same_rules"] = parse_save(loaded) == final
+        if not res["bare_changes_same_rules"]:
+            log("  warning: after the bare partial restores the rules differ from the agent's")
     log(f"  {tool} of the same changes: p50 {med(res['bare_change_ms']):.1f} ms, "
         f"p90 {pct(res['bare_change_ms'], 90):.1f} ms")
     NETNS.delete(peer)
@@ -453,14 +479,18 @@ def bench_size(args, size, work, res):
                 "plain_ruleset": {"rules": text.count("\n-A "), "chains": text.count("\n:"),
                                   "bytes": len(text)},
                 "variants": {}})
+    ref = None  # the first variant's read-back and changes, for a variant that cannot read back
     for variant in args.variants:
         # Each variant starts from the original manifests (the changes rewrote some).
         shutil.rmtree(manifests, ignore_errors=True)
         t = time.monotonic()
         pnb.write_manifests(manifests, size)
         log(f"  {variant}: {size:,} manifest files written in {time.monotonic() - t:.1f} s")
-        res["variants"][variant] = {}
-        bench_variant(args, size, variant, manifests, plain_path, work, res["variants"][variant])
+        res["variants"][variant] = v = {}
+        bench_variant(args, size, variant, manifests, plain_path, work, v, ref)
+        if not ref and v.get("changes") and not v.get("read_back_from"):
+            ref = {"variant": variant, "changes": v["changes"],
+                   "agent_path": os.path.join(work, f"agent-{variant}.iptables")}
     shutil.rmtree(manifests, ignore_errors=True)
     return res
 
@@ -484,6 +514,13 @@ def goal(a, b):
     return " ok" if a / b <= GOAL else " OVER"
 
 
+def paired(ours, bare):
+    """The median of ours[i] / bare[i]: each bare run follows the agent's run it is paired with,
+    so this ratio is the one least moved by the machine's drift."""
+    pairs = [a / b for a, b in zip(ours, bare) if b]
+    return f"{med(pairs):.2f}x ({len(pairs)})" if pairs else "-"
+
+
 def variant_rows(res, args):
     """(label, value) per figure of one variant at one size, in the report's order. A figure
     not measured says why: "> cap (stopped)" for the stage that went past --cap, "skipped" for
@@ -493,7 +530,7 @@ def variant_rows(res, args):
 
     def missing(stage):
         if stage == "plain" and res.get("plain_stopped"):
-            return cap
+            return f"> {args.plain_cap:.0f} s (stopped)"
         return cap if stopped == stage else "skipped"
 
     def once(runs):
@@ -510,6 +547,9 @@ def variant_rows(res, args):
             ("bare restore, the agent's rules", times("agent_text_restore_ms", "agent-rules")
              + once(res.get("agent_text_restore_ms"))),
             ("  sluice / bare", ratio(ours, agent_bare) + goal(ours, agent_bare)),
+            ("  sluice / bare, median of the paired runs",
+             paired([r["iptables_us"] / 1000 for r in full],
+                    res.get("agent_text_restore_ms", []))),
             ("bare restore, plain kube-proxy text", times("plain_restore_ms", "plain")
              + once(res.get("plain_restore_ms"))),
             ("  sluice / bare (plain text)", ratio(ours, plain))]
@@ -527,6 +567,7 @@ def variant_rows(res, args):
     rows += [("one-endpoint change, sluice p50 / p90", p50_p90(ours_ch)),
              ("bare restore of the same, p50 / p90", p50_p90(bare_ch)),
              ("  sluice / bare, p50 / p90", f"{vs(50)} / {vs(90)}" if ch and bare_ch else "-"),
+             ("  sluice / bare, median of the paired changes", paired(ours_ch, bare_ch)),
              ("  file write to sync line, p50 / p90",
               p50_p90([c["write_to_sync_ms"] for c in ch]))]
     conn = res.get("connections")
@@ -574,7 +615,12 @@ def report(res, args):
         print(f"  {l:{w0}}" + "".join(f"  {c.get(l, ''):>{w}}"
                                       for c, w in zip(columns.values(), widths)))
     for v, r in res["variants"].items():
-        if "agent_ruleset" in r:
+        if r.get("read_back_from"):
+            print(f"  {v}: the agent's rules could not be read back ({r['read_back_error'][:120]}"
+                  f"); the bare rows restore the {r['read_back_from']} run's read-back of the same "
+                  f"Services and its change texts (the same changes), and are not checked against "
+                  "the agent's rules")
+        elif "agent_ruleset" in r:
             a = r["agent_ruleset"]
             print(f"  {v}: the agent's rules read back: {a['rules']:,} rules in {a['chains']:,} "
                   f"chains, {a['bytes'] / 1e6:.1f} MB")
@@ -644,8 +690,11 @@ def main():
                     help="full syncs per size, variant and tool (median; default %(default)s)")
     ap.add_argument("--cap", type=float, default=120.0,
                     help="seconds any one tool run or full sync may take before it is stopped; "
-                    "a size whose bare restore needs more is \"> cap (stopped)\" for that "
-                    "variant, the rest of it skipped (default %(default)s)")
+                    "a stopped full sync or bare restore of the agent's rules skips the rest of "
+                    "that size for that variant (default %(default)s)")
+    ap.add_argument("--plain-cap", type=float,
+                    help="the same for the bare restore of the plain text, which is only "
+                    "reported as \"> cap (stopped)\" (default: --cap)")
     ap.add_argument("--slow-once", type=float, default=30.0,
                     help="a full-sync run longer than this many seconds is not repeated "
                     "(default %(default)s)")
@@ -669,6 +718,8 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         ap.error("needs root (network namespaces)")
+    if args.plain_cap is None:
+        args.plain_cap = args.cap
     if args.sweep:
         gone = pnb.sweep()
         log(f"deleted {len(gone)} namespaces: {' '.join(gone)}" if gone else "nothing to delete")
