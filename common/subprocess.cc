@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -81,8 +82,10 @@ std::string ProcessResult::Describe() const {
   return text;
 }
 
-FedProcess::FedProcess(const std::vector<std::string>& argv, std::chrono::milliseconds timeout)
-    : deadline_(std::chrono::steady_clock::now() + timeout) {
+FedProcess::FedProcess(const std::vector<std::string>& argv, const ProcessOptions& options)
+    : deadline_(std::chrono::steady_clock::now() + options.timeout),
+      max_stdout_(options.max_stdout),
+      max_stderr_(options.max_stderr) {
   if (argv.empty()) throw std::invalid_argument("RunProcess: empty argv");
   const std::string& what = argv[0];
   UniqueFd in_r, out_w, err_w;
@@ -97,8 +100,15 @@ FedProcess::FedProcess(const std::vector<std::string>& argv, std::chrono::millis
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int rc = posix_spawnp(&pid_, what.c_str(), actions.get(), nullptr, args.data(), environ);
-  if (rc != 0) throw std::runtime_error("cannot run " + what + ": " + std::strerror(rc));
+  std::vector<char*> env;
+  if (options.env) {
+    for (const auto& e : *options.env) env.push_back(const_cast<char*>(e.c_str()));
+    env.push_back(nullptr);
+  }
+  // posix_spawnp looks a name up in PATH and takes a path with a slash as it is.
+  const int rc = posix_spawnp(&pid_, what.c_str(), actions.get(), nullptr, args.data(),
+                              options.env ? env.data() : environ);
+  if (rc != 0) throw SpawnError("cannot run " + what + ": " + std::strerror(rc), rc);
   for (int fd : {in_.get(), out_.get(), err_.get()}) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
@@ -156,11 +166,13 @@ void FedProcess::Pump(std::string_view data) {
         if (k < 0 && errno != EAGAIN && errno != EINTR) in_ = UniqueFd();
         continue;
       }
-      UniqueFd& src = fds[i].fd == out_.get() ? out_ : err_;
-      std::string& dst = fds[i].fd == out_.get() ? result_.out : result_.err;
+      const bool is_out = fds[i].fd == out_.get();
+      UniqueFd& src = is_out ? out_ : err_;
+      std::string& dst = is_out ? result_.out : result_.err;
+      const size_t limit = is_out ? max_stdout_ : max_stderr_;
       ssize_t k = read(src.get(), buf, sizeof buf);
       if (k > 0) {
-        dst.append(buf, static_cast<size_t>(k));
+        if (dst.size() < limit) dst.append(buf, std::min(static_cast<size_t>(k), limit - dst.size()));
       } else if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
         src = UniqueFd();
       }
@@ -185,10 +197,15 @@ ProcessResult FedProcess::Finish() {
 }
 
 ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input,
-                         std::chrono::milliseconds timeout) {
-  FedProcess process(argv, timeout);
+                         const ProcessOptions& options) {
+  FedProcess process(argv, options);
   if (!input.empty()) process.Write(input);
   return process.Finish();
+}
+
+ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input,
+                         std::chrono::milliseconds timeout) {
+  return RunProcess(argv, input, ProcessOptions{.timeout = timeout});
 }
 
 }  // namespace sluice

@@ -5,6 +5,10 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,14 +29,36 @@ struct ProcessResult {
   std::string Describe() const;
 };
 
+// Thrown when a process cannot be started; code() is the errno posix_spawn gave.
+class SpawnError : public std::runtime_error {
+ public:
+  SpawnError(const std::string& what, int code) : std::runtime_error(what), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+struct ProcessOptions {
+  std::chrono::milliseconds timeout = std::chrono::seconds(60);
+  // The child's environment, "NAME=value" each; nullopt: ours.
+  std::optional<std::vector<std::string>> env;
+  // Output kept per stream; what is beyond is read and dropped (a tool cannot fill our memory).
+  size_t max_stdout = std::numeric_limits<size_t>::max();
+  size_t max_stderr = std::numeric_limits<size_t>::max();
+};
+
 // A running tool fed piece by piece, so that input can be produced while the tool already reads
 // it: Write() returns once its piece is in the pipe (collecting the tool's output meanwhile, so a
 // tool that writes while it reads cannot stall us), Finish() closes the tool's stdin and waits.
-// The timeout counts from the start. The constructor throws std::runtime_error when the process
-// cannot be started (no such program, no fds); its failures are in Finish()'s result.
+// The timeout counts from the start. The constructor throws SpawnError when the process cannot be
+// started (no such program) and std::runtime_error without fds; the process's own failures are
+// in Finish()'s result.
 class FedProcess {
  public:
-  FedProcess(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+  FedProcess(const std::vector<std::string>& argv, const ProcessOptions& options);
+  FedProcess(const std::vector<std::string>& argv, std::chrono::milliseconds timeout)
+      : FedProcess(argv, ProcessOptions{.timeout = timeout}) {}
   ~FedProcess();  // a process not finished is killed and reaped
   FedProcess(const FedProcess&) = delete;
   FedProcess& operator=(const FedProcess&) = delete;
@@ -51,11 +77,14 @@ class FedProcess {
   pid_t pid_ = -1;
   UniqueFd in_, out_, err_;
   std::chrono::steady_clock::time_point deadline_;
+  size_t max_stdout_, max_stderr_;
   ProcessResult result_;
   bool finished_ = false;
 };
 
 // FedProcess with all of `input` at once.
+ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input,
+                         const ProcessOptions& options);
 ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input = {},
                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
 

@@ -1,19 +1,11 @@
 #include "controlplane/kube/exec_credential.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "common/unique_fd.h"
+#include "common/subprocess.h"
 #include "controlplane/kube/errors.h"
 #include "controlplane/kube/kubeconfig.h"
 
@@ -29,46 +21,6 @@ constexpr size_t kMaxStdout = 1u << 20;
 constexpr size_t kMaxStderr = 64u << 10;
 
 std::string Name(const ExecConfig& exec) { return "exec plugin " + exec.command; }
-
-// A spawned child that is killed and reaped if we leave before it exits.
-class ChildProcess {
- public:
-  explicit ChildProcess(pid_t pid) : pid_(pid) {}
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-  ~ChildProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      int status;
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-  }
-  // Blocks until it exits; returns the wait status.
-  int Wait() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_;
-};
-
-// Owns a posix_spawn_file_actions_t.
-class SpawnActions {
- public:
-  SpawnActions() { posix_spawn_file_actions_init(&actions_); }
-  ~SpawnActions() { posix_spawn_file_actions_destroy(&actions_); }
-  SpawnActions(const SpawnActions&) = delete;
-  SpawnActions& operator=(const SpawnActions&) = delete;
-  posix_spawn_file_actions_t* get() { return &actions_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-};
 
 std::string LastLine(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
@@ -215,25 +167,14 @@ ExecCredential RunExecPlugin(const ExecConfig& exec, const ExecClusterInfo& clus
                           "none (" +
                           exec.origin + ")");
   }
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    throw CredentialError(Name(exec) + ": pipe: " + std::strerror(errno));
-  }
-  UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    throw CredentialError(Name(exec) + ": pipe: " + std::strerror(errno));
-  }
-  UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
-
-  SpawnActions actions;
-  posix_spawn_file_actions_addopen(actions.get(), 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(actions.get(), out_w.get(), 1);
-  posix_spawn_file_actions_adddup2(actions.get(), err_w.get(), 2);
-
   // argv and envp: our environment, then the plugin's env entries, then KUBERNETES_EXEC_INFO.
-  std::vector<std::string> args{exec.command};
-  args.insert(args.end(), exec.args.begin(), exec.args.end());
-  std::vector<std::string> env;
+  std::vector<std::string> argv{exec.command};
+  argv.insert(argv.end(), exec.args.begin(), exec.args.end());
+  ProcessOptions options;
+  options.timeout = timeout;
+  options.max_stdout = kMaxStdout;
+  options.max_stderr = kMaxStderr;
+  std::vector<std::string>& env = options.env.emplace();
   auto overridden = [&](std::string_view entry) {
     auto eq = entry.find('=');
     std::string_view name = entry.substr(0, eq);
@@ -248,69 +189,30 @@ ExecCredential RunExecPlugin(const ExecConfig& exec, const ExecClusterInfo& clus
   }
   for (const auto& [n, v] : exec.env) env.push_back(n + "=" + v);
   env.push_back("KUBERNETES_EXEC_INFO=" + ExecInfoJson(exec, cluster));
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
 
-  pid_t pid = -1;
-  bool has_slash = exec.command.find('/') != std::string::npos;
-  int rc = has_slash ? posix_spawn(&pid, exec.command.c_str(), actions.get(), nullptr, argv.data(),
-                                   envp.data())
-                     : posix_spawnp(&pid, exec.command.c_str(), actions.get(), nullptr, argv.data(),
-                                    envp.data());
-  if (rc != 0) {
-    std::string msg = Name(exec) + ": cannot run: " + std::strerror(rc);
+  ProcessResult r;
+  try {
+    r = RunProcess(argv, {}, options);  // stdin: at its end at once
+  } catch (const SpawnError& e) {
+    std::string msg = Name(exec) + ": cannot run: " + std::strerror(e.code());
     if (!exec.install_hint.empty()) msg += "; " + exec.install_hint;
     throw CredentialError(msg + " (" + exec.origin + ")");
+  } catch (const std::exception& e) {
+    throw CredentialError(Name(exec) + ": " + e.what());
   }
-  ChildProcess child(pid);
-  out_w.Reset();
-  err_w.Reset();
-
-  std::string out, err;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (out_r.valid() || err_r.valid()) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      throw CredentialError(Name(exec) + ": no answer within " +
-                            std::to_string(timeout.count() / 1000) + " s");
-    }
-    pollfd fds[2];
-    int n = 0;
-    if (out_r.valid()) fds[n++] = {out_r.get(), POLLIN, 0};
-    if (err_r.valid()) fds[n++] = {err_r.get(), POLLIN, 0};
-    int ready = ::poll(fds, n, static_cast<int>(left.count()));
-    if (ready < 0 && errno != EINTR) {
-      throw CredentialError(Name(exec) + ": poll: " + std::strerror(errno));
-    }
-    for (int i = 0; i < n && ready > 0; ++i) {
-      if (!fds[i].revents) continue;
-      bool is_out = out_r.valid() && fds[i].fd == out_r.get();
-      std::string& buf = is_out ? out : err;
-      char chunk[4096];
-      ssize_t got = ::read(fds[i].fd, chunk, sizeof chunk);
-      if (got > 0) {
-        size_t limit = is_out ? kMaxStdout : kMaxStderr;
-        if (buf.size() < limit) buf.append(chunk, std::min<size_t>(got, limit - buf.size()));
-      } else if (got == 0 || errno != EINTR) {
-        (is_out ? out_r : err_r).Reset();
-      }
-    }
+  if (r.timed_out) {
+    throw CredentialError(Name(exec) + ": no answer within " +
+                          std::to_string(timeout.count() / 1000) + " s");
   }
-  int status = child.Wait();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
-                                        : "killed by signal " + std::to_string(WTERMSIG(status));
-    std::string msg = Name(exec) + ": " + how;
-    if (std::string line = LastLine(err); !line.empty()) msg += ": " + line;
-    if (!exec.install_hint.empty() && WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-      msg += "; " + exec.install_hint;
-    }
+  if (!r.ok()) {
+    std::string msg = Name(exec) + ": " +
+                      (r.signal ? "killed by signal " + std::to_string(r.signal)
+                                : "exit status " + std::to_string(r.exit_code));
+    if (std::string line = LastLine(r.err); !line.empty()) msg += ": " + line;
+    if (!exec.install_hint.empty() && r.exit_code == 127) msg += "; " + exec.install_hint;
     throw CredentialError(msg);
   }
+  const std::string& out = r.out;
   return ParseExecCredential(out, exec);
 }
 
