@@ -57,6 +57,7 @@ std::unique_ptr<proxy::Backend> MakeBackend(const AgentConfig& c, std::ostream& 
     o.masquerade_all = c.masquerade_all;
     o.nodeport_cidrs = c.nodeport_cidrs;
     o.nodeport_primary = c.nodeport_primary;
+    o.localhost_nodeports = c.iptables_localhost_nodeports;
     if (c.iptables_mode == "legacy") o.variant = proxy::iptables::Variant::kLegacy;
     if (c.iptables_mode == "nft") o.variant = proxy::iptables::Variant::kNft;
     o.families.clear();

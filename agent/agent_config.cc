@@ -49,6 +49,11 @@ cxxopts::Options BuildOptions() {
       "With --proxy-mode=iptables: legacy, nft, or auto (the variant holding the node's "
       "rules, as kube-proxy's iptables-wrapper chooses).",
       str("auto"), "MODE")(
+      "iptables-localhost-nodeports",
+      "With --proxy-mode=iptables: IPv4 NodePorts also answer on 127.0.0.0/8 when "
+      "--nodeport-addresses takes in loopback (as by default); sets "
+      "net.ipv4.conf.all.route_localnet=1. =false turns it off.",
+      cxxopts::value<bool>()->default_value("true")->implicit_value("true"))(
       "cluster-cidr",
       "The cluster's pod CIDR(s), comma-separated, one per family: traffic from "
       "outside it to a ClusterIP is masqueraded.",
@@ -363,7 +368,9 @@ class FileReader {
       std::string sub = kv.first.Scalar();
       std::string field = name + "." + sub;
       bool applies = !other_mode && !v2;
-      if (applies && sub == "masqueradeAll") {
+      if (name == "iptables" && sub == "localhostNodePorts") {
+        c_.iptables_localhost_nodeports = Bool(kv.second, field);
+      } else if (applies && sub == "masqueradeAll") {
         c_.masquerade_all = Bool(kv.second, field);
       } else if (applies && sub == "syncPeriod") {
         c_.sync_period = ParseDuration(Str(kv.second, field), Where(field));
@@ -508,6 +515,9 @@ std::optional<AgentConfig> ParseCommandLine(int argc, const char* const* argv) {
       throw ConfigError("--iptables-mode: \"" + c.iptables_mode +
                         "\" is not one of auto, legacy, nft");
     }
+  }
+  if (given("iptables-localhost-nodeports")) {
+    c.iptables_localhost_nodeports = r["iptables-localhost-nodeports"].as<bool>();
   }
   if (given("cluster-cidr")) {
     c.cluster_cidrs = ParseCidrs(SplitList(s("cluster-cidr")), "--cluster-cidr", true);

@@ -40,6 +40,10 @@ struct AgentConfig {
   // --iptables-mode for --proxy-mode=iptables: "auto" (the variant the node's rules are in, as
   // kube-proxy's iptables-wrapper picks), "legacy" or "nft".
   std::string iptables_mode = "auto";
+  // --iptables-localhost-nodeports (kube-proxy's flag and default): in iptables mode, IPv4
+  // NodePorts also answer on 127.0.0.0/8 when --nodeport-addresses takes in loopback (the
+  // default does); sets net.ipv4.conf.all.route_localnet=1.
+  bool iptables_localhost_nodeports = true;
   std::string healthz_bind_address = "0.0.0.0:10256";  // "" disables
   std::string metrics_bind_address = "127.0.0.1:10249";
   std::chrono::milliseconds min_sync_period{1000};

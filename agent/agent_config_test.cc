@@ -47,6 +47,7 @@ TEST(AgentConfig, DefaultsAreKubeProxys) {
   EXPECT_EQ(c.sync_period, std::chrono::seconds(30));
   EXPECT_FALSE(c.masquerade_all);
   EXPECT_FALSE(c.dry_run);
+  EXPECT_TRUE(c.iptables_localhost_nodeports);
 }
 
 TEST(AgentConfig, KubeProxyFlagSpellings) {
@@ -71,6 +72,8 @@ TEST(AgentConfig, KubeProxyFlagSpellings) {
   EXPECT_EQ(c.verbosity, 3);
   EXPECT_TRUE(Parse({"--nodeport-addresses=primary"}).nodeport_primary);
   EXPECT_FALSE(Parse({"--masquerade-all=false"}).masquerade_all);
+  EXPECT_FALSE(Parse({"--iptables-localhost-nodeports=false"}).iptables_localhost_nodeports);
+  EXPECT_TRUE(Parse({"--iptables-localhost-nodeports"}).iptables_localhost_nodeports);
 }
 
 TEST(AgentConfig, BadFlagsNameTheFlag) {
@@ -123,6 +126,7 @@ nftables:
   syncPeriod: 1m0s
 iptables:
   syncPeriod: 5m0s
+  localhostNodePorts: false
 conntrack:
   maxPerCore: 32768
 )");
@@ -134,12 +138,15 @@ conntrack:
   EXPECT_TRUE(c.masquerade_all);
   EXPECT_EQ(c.min_sync_period, std::chrono::seconds(2));
   EXPECT_EQ(c.sync_period, std::chrono::seconds(60));  // the nftables section: mode nftables
+  EXPECT_FALSE(c.iptables_localhost_nodeports);
   EXPECT_EQ(c.ignored_fields,
             (std::vector<std::string>{"clientConnection.qps", "conntrack", "iptables.syncPeriod"}));
 
   AgentConfig o = Parse({"--config", path, "--hostname-override=node-8", "--sync-period=45s"});
   EXPECT_EQ(o.hostname_override, "node-8");
   EXPECT_EQ(o.sync_period, std::chrono::seconds(45));
+  EXPECT_TRUE(Parse({"--config", path, "--iptables-localhost-nodeports"})
+                  .iptables_localhost_nodeports);  // the flag wins
   std::remove(path.c_str());
 }
 
@@ -188,7 +195,8 @@ TEST(AgentConfig, HelpListsEveryFlag) {
   for (const char* flag : {"--kubeconfig", "--master", "--hostname-override", "--proxy-mode",
                            "--cluster-cidr", "--masquerade-all", "--nodeport-addresses",
                            "--healthz-bind-address", "--metrics-bind-address", "--config",
-                           "--manifests", "--dry-run", "--min-sync-period", "--sync-period"}) {
+                           "--manifests", "--dry-run", "--min-sync-period", "--sync-period",
+                           "--iptables-mode", "--iptables-localhost-nodeports"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
   }
 }

@@ -106,6 +106,26 @@ def nodeport_from_node_http(t):
     _nodeport(t, "HTTP", lambda: [t.cluster.nodes[0]])
 
 
+@scenario("NodePort on localhost from a node (iptables only)",
+          mirrors="kube-proxy --iptables-localhost-nodeports (default true): "
+                  "[sig-network] Services should be able to create a functioning NodePort "
+                  "service, reached at 127.0.0.1 on the node")
+def nodeport_on_localhost(t):
+    """kube-proxy's iptables mode answers IPv4 NodePorts on 127.0.0.1 too (it sets
+    route_localnet; the DNATed packet leaves masqueraded); its nftables mode never does, and
+    nothing listens there: the connection is refused."""
+    web = _backends(t)
+    svc = t.create_service(type="NodePort")
+    port = t.node_port(svc, PORT_NAME["HTTP"])
+    node = t.cluster.nodes[0]
+    if t.cluster.backend.startswith("iptables"):
+        t.expect_spread(node, "HTTP", "127.0.0.1", port, web)
+    else:
+        t.expect_reply(node, "HTTP", node.ip[4], port, web)  # the rules are in
+        t.expect_outcome(lambda: probes.tcp_connect(node, "127.0.0.1", port), "refused",
+                         "connection refused: no localhost NodePorts in this mode")
+
+
 @scenario("no endpoints: connections are refused",
           mirrors="[sig-network] Services should be rejected when no endpoints exist; "
                   "should be rejected for evicted pods (no endpoints exist)")

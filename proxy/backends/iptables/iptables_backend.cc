@@ -1,7 +1,10 @@
 #include "proxy/backends/iptables/iptables_backend.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #include "common/log.h"
@@ -154,7 +157,34 @@ LayoutOptions IptablesBackend::Layout(const state::NodeState& desired, IpFamily 
       }
     }
   }
+  // As kube-proxy: IPv4 only, and only where NodePorts answer on loopback at all.
+  o.localhost_nodeports =
+      options_.localhost_nodeports && family == IpFamily::kV4 &&
+      (o.nodeports_on_all_local_addresses ||
+       std::any_of(o.nodeport_addresses.begin(), o.nodeport_addresses.end(),
+                   [](const IpAddress& ip) { return ip.is_v4() && ip.data()[0] == 127; }));
   return o;
+}
+
+bool IptablesBackend::RouteLocalnet() {
+  if (route_localnet_) return true;
+  static constexpr const char* kPath = "/proc/sys/net/ipv4/conf/all/route_localnet";
+  if (std::ifstream in(kPath); in) {
+    std::string value;
+    in >> value;
+    if (value == "1") return route_localnet_ = true;
+  }
+  if (std::ofstream out(kPath); out << "1\n" && out.flush()) {
+    SLOG_INFO << "iptables: set net.ipv4.conf.all.route_localnet=1 for localhost NodePorts";
+    return route_localnet_ = true;
+  }
+  const std::string error = std::strerror(errno);
+  if (!route_localnet_warned_) {
+    route_localnet_warned_ = true;
+    SLOG_WARN << "iptables: cannot set " << kPath << " to 1 (" << error
+              << "): NodePorts do not answer on 127.0.0.0/8 (--iptables-localhost-nodeports)";
+  }
+  return false;
 }
 
 void IptablesBackend::Restore(IpFamily family, const std::function<void(const RestoreSink&)>& write) {
@@ -238,6 +268,7 @@ void IptablesBackend::Sync(const state::NodeState& desired,
   for (IpFamily f : options_.families) {
     LayoutOptions layout = Layout(desired, f);
     layout.large_cluster = large;
+    if (layout.localhost_nodeports && !RouteLocalnet()) layout.localhost_nodeports = false;
     if (full) {
       std::string nat, filter;
       bool saved = true;

@@ -35,6 +35,11 @@ struct IptablesOptions {
   // selects every local address).
   std::vector<IpPrefix> nodeport_cidrs;
   bool nodeport_primary = false;
+  // kube-proxy's --iptables-localhost-nodeports: IPv4 NodePorts also answer on 127.0.0.0/8 where
+  // they answer on loopback (every local address, or a CIDR taking in 127.0.0.1). The backend
+  // sets net.ipv4.conf.all.route_localnet=1 for it (of the network namespace it runs in; never
+  // set back, as kube-proxy); if it cannot, localhost NodePorts stay off and it says so.
+  bool localhost_nodeports = false;
   // nullopt: detect (see DetectVariant).
   std::optional<Variant> variant;
   std::set<IpFamily> families = {IpFamily::kV4, IpFamily::kV6};
@@ -78,11 +83,15 @@ class IptablesBackend : public Backend {
   std::string Save(IpFamily family, std::string_view table);
   // `iptables -C`: when the tables cannot be read whole.
   bool JumpInstalled(IpFamily family, const JumpRule& rule);
+  // net.ipv4.conf.all.route_localnet=1, once; false (said once) when it cannot be set.
+  bool RouteLocalnet();
 
   IptablesOptions options_;
   Variant variant_;
   IptablesSyncStats stats_;
   bool large_cluster_ = false;
+  bool route_localnet_ = false;         // set by us, or found set
+  bool route_localnet_warned_ = false;
 };
 
 // The chains declared in iptables-save output.

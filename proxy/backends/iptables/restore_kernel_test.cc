@@ -378,6 +378,53 @@ TEST_P(BackendKernelTest, FullSyncWithoutASaveTool) {
   });
 }
 
+std::string RouteLocalnet() {
+  std::ifstream in("/proc/sys/net/ipv4/conf/all/route_localnet");
+  std::string v;
+  in >> v;
+  return v;
+}
+
+// kube-proxy's localhost NodePorts: on, the backend sets route_localnet in its namespace, the
+// NodePort dispatch takes in 127.0.0.0/8 and KUBE-FIREWALL guards it; off, none of that.
+TEST_P(BackendKernelTest, LocalhostNodePortsSetRouteLocalnetAndTheGuard) {
+  for (bool localhost : {false, true}) {
+    SLUICE_IN_FRESH_NETNS([&] {
+      ASSERT_EQ(RouteLocalnet(), "0");  // a fresh namespace's default
+      IptablesOptions o;
+      o.variant = variant();
+      o.families = {IpFamily::kV4};
+      o.localhost_nodeports = localhost;
+      IptablesBackend backend(o);
+      state::NodeState st;
+      auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
+      web.node_port = 30080;
+      auto s = Svc(web);
+      st.services[s->key] = s;
+      state::NodeStateChange full;
+      full.full = true;
+      backend.Sync(st, full);
+      const std::string nat = Nat();
+      const std::string filter = RunCommand({tools_.save, "-t", "filter"});
+      EXPECT_EQ(RouteLocalnet(), localhost ? "1" : "0");
+      // Off, the NodePort dispatch leaves out 127.0.0.0/8 (iptables-save prints the negation
+      // first); on, it takes it in.
+      EXPECT_EQ(Has(nat, "-A KUBE-SERVICES ! -d 127.0.0.0/8 -m comment --comment \"kubernetes "
+                         "service nodeports;"),
+                !localhost)
+          << nat;
+      EXPECT_TRUE(Has(nat, "--comment \"kubernetes service nodeports;")) << nat;
+      EXPECT_EQ(Has(filter, "-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment "
+                            "--comment \"block incoming localnet connections\" -m conntrack ! "
+                            "--ctstate RELATED,ESTABLISHED,DNAT -j DROP"),
+                localhost)
+          << filter;
+      EXPECT_EQ(Has(filter, "-A INPUT -j KUBE-FIREWALL"), localhost) << filter;
+      EXPECT_EQ(Has(filter, "-A OUTPUT -j KUBE-FIREWALL"), localhost) << filter;
+    });
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, BackendKernelTest, ::testing::Values("legacy", "nft"));
 
 TEST(DetectVariantKernel, FollowsWhereTheRulesAre) {
