@@ -172,7 +172,9 @@ void FedProcess::Pump(std::string_view data) {
       const size_t limit = is_out ? max_stdout_ : max_stderr_;
       ssize_t k = read(src.get(), buf, sizeof buf);
       if (k > 0) {
-        if (dst.size() < limit) dst.append(buf, std::min(static_cast<size_t>(k), limit - dst.size()));
+        if (dst.size() < limit) {
+          dst.append(buf, std::min(static_cast<size_t>(k), limit - dst.size()));
+        }
       } else if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
         src = UniqueFd();
       }

@@ -187,10 +187,11 @@ bool IptablesBackend::RouteLocalnet() {
   return false;
 }
 
-void IptablesBackend::Restore(IpFamily family, const std::function<void(const RestoreSink&)>& write) {
+void IptablesBackend::Restore(IpFamily family,
+                              const std::function<void(const RestoreSink&)>& write) {
   const std::string tool = Tool(variant_, family, "restore");
   // The text goes into the pipe as it is written: the tool parses the first part while the rest
-  // is rendered, and the whole text is never held.
+  // is rendered, and the rules are never joined into one text.
   const auto start = std::chrono::steady_clock::now();
   FedProcess process({tool, "-w", "5", "--noflush"}, kRestoreTimeout);
   ++stats_.tool_runs;

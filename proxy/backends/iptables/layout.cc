@@ -702,7 +702,8 @@ ServiceRules RenderService(const state::ServiceState& service, IpFamily family,
 }
 
 void WriteFullRestore(const state::NodeState& state, IpFamily family,
-                      const LayoutOptions& options, std::span<const std::string> existing_nat_chains,
+                      const LayoutOptions& options,
+                      std::span<const std::string> existing_nat_chains,
                       std::span<const JumpRule> missing_jumps, const RestoreSink& sink) {
   RestoreText(
       state, family, options, [](const std::string&) { return true; }, {}, true,

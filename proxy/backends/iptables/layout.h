@@ -146,7 +146,8 @@ using RestoreSink = std::function<void(std::string_view)>;
 // WriteFullRestore hands the text to `sink` as it is written (the backend streams it into the
 // tool); FullRestoreText returns it whole.
 void WriteFullRestore(const state::NodeState& state, IpFamily family,
-                      const LayoutOptions& options, std::span<const std::string> existing_nat_chains,
+                      const LayoutOptions& options,
+                      std::span<const std::string> existing_nat_chains,
                       std::span<const JumpRule> missing_jumps, const RestoreSink& sink);
 std::string FullRestoreText(const state::NodeState& state, IpFamily family,
                             const LayoutOptions& options,
