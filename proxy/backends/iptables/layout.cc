@@ -517,10 +517,14 @@ void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOption
   const bool localhost = v4 && o.localhost_nodeports;
   const std::string mark = Hex(o.masquerade_mark);
 
-  // The nat chains are declared, and then filled, in name order, as iptables-save prints them:
-  // both tools look chains up in lists kept in name order, and restore such text fastest
-  // (iptables-nft-restore about 3x faster than with random declarations at 1,000 Services;
-  // iptables-legacy-restore about 15% faster than with the rules Service by Service at 10,000).
+  // The nat chains are declared in reverse name order, and then filled in name order. Both tools
+  // keep the chains a section names in lists sorted by name, and iptables-nft-restore 1.8.9
+  // inserts every name a line mentions (its chain, its jump target) by walking its list from the
+  // smallest: declared largest first, each declaration stops at the head. Measured against
+  // iptables-save's order (ascending declarations): iptables-nft-restore 0.72x at 1,000 Services,
+  // 0.67x at 3,000; iptables-legacy-restore 0.78x at 1,000, 0.88x at 10,000. Filling chains in
+  // name order (rather than Service by Service) makes iptables-legacy-restore about 15% faster
+  // at 10,000.
   std::vector<std::string_view> declared = {kServicesChain, kNodePortsChain};
   declared.reserve(names.size() + deleted.size() + 4);
   for (const auto& c : names) declared.push_back(c);
@@ -529,7 +533,7 @@ void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOption
     declared.push_back(kPostroutingChain);
     declared.push_back(kMarkMasqChain);
   }
-  std::sort(declared.begin(), declared.end());
+  std::sort(declared.begin(), declared.end(), std::greater<>());
   out += "*nat\n";
   for (std::string_view c : declared) {
     out += ':';

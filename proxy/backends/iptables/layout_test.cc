@@ -145,14 +145,14 @@ TEST(IptablesLayout, ClusterIpWithThreeEndpointsFullText) {
                 {Ep("10.180.0.1", 8080), Ep("10.180.0.2", 8080), Ep("10.180.0.3", 8080, true)});
   EXPECT_EQ(FullRestoreText(Node({Svc({p})}), IpFamily::kV4, Opts()),
             R"(*nat
-:KUBE-MARK-MASQ - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-POSTROUTING - [0:0]
-:KUBE-SEP-CPWPCALSNDDLLDLJ - [0:0]
-:KUBE-SEP-NAZVJRW4ZXJURRRS - [0:0]
-:KUBE-SEP-VLCBLZ3INDL6LVTP - [0:0]
-:KUBE-SERVICES - [0:0]
 :KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SEP-VLCBLZ3INDL6LVTP - [0:0]
+:KUBE-SEP-NAZVJRW4ZXJURRRS - [0:0]
+:KUBE-SEP-CPWPCALSNDDLLDLJ - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-MARK-MASQ - [0:0]
 -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
 -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 -A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
@@ -384,14 +384,14 @@ TEST(IptablesLayout, Ipv6FullText) {
   auto v4 = Port("ns1", "svc1", "172.30.0.41", 80, {Ep("10.180.0.1", 80)});
   const auto st = Node({Svc({p}), Svc({v4})});
   EXPECT_EQ(FullRestoreText(st, IpFamily::kV6, Opts()), R"(*nat
-:KUBE-EXT-WIAVBDJFSBFKTY5M - [0:0]
-:KUBE-MARK-MASQ - [0:0]
-:KUBE-NODEPORTS - [0:0]
-:KUBE-POSTROUTING - [0:0]
-:KUBE-SEP-M4K5NZNYA2IKHBMO - [0:0]
-:KUBE-SEP-YFTP4PSS4KLARC6R - [0:0]
-:KUBE-SERVICES - [0:0]
 :KUBE-SVC-WIAVBDJFSBFKTY5M - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SEP-YFTP4PSS4KLARC6R - [0:0]
+:KUBE-SEP-M4K5NZNYA2IKHBMO - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-EXT-WIAVBDJFSBFKTY5M - [0:0]
 -A KUBE-EXT-WIAVBDJFSBFKTY5M -m comment --comment "masquerade traffic for ns7/svc7:p53 external destinations" -j KUBE-MARK-MASQ
 -A KUBE-EXT-WIAVBDJFSBFKTY5M -j KUBE-SVC-WIAVBDJFSBFKTY5M
 -A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
@@ -599,12 +599,12 @@ TEST(IptablesLayout, PartialTextForOneEndpointChange) {
   // The shared chains in full, ns1/web's chains rewritten, the replaced endpoint's chain
   // deleted; nothing of ns1/db's chains, nothing static.
   EXPECT_EQ(PartialRestoreText(after, IpFamily::kV4, Opts(), diff), R"(*nat
-:KUBE-NODEPORTS - [0:0]
-:KUBE-SEP-5M3UK7KXO4MOBXUS - [0:0]
-:KUBE-SEP-7UC2XTHCPWYET5QZ - [0:0]
-:KUBE-SEP-BF4QWWKRAYUTLP6J - [0:0]
-:KUBE-SERVICES - [0:0]
 :KUBE-SVC-PPBSTXGMF4OXFMWK - [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SEP-BF4QWWKRAYUTLP6J - [0:0]
+:KUBE-SEP-7UC2XTHCPWYET5QZ - [0:0]
+:KUBE-SEP-5M3UK7KXO4MOBXUS - [0:0]
+:KUBE-NODEPORTS - [0:0]
 -A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ
 -A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80
 -A KUBE-SEP-BF4QWWKRAYUTLP6J -m comment --comment ns1/web:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
@@ -752,7 +752,8 @@ TEST(IptablesLayout, MissingJumpsGoInTheRestoreTextAndAreFoundInSaveOutput) {
 
 TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointComments) {
   // Enough Services for the text to reach the sink in several pieces: Services in key order in
-  // KUBE-SERVICES, nat chains declared and filled in name order, each chain's rules together.
+  // KUBE-SERVICES, nat chains declared in reverse name order and filled in name order, each
+  // chain's rules together.
   std::vector<state::ServiceStatePtr> services;
   for (int i = 0; i < 2600; ++i) {
     char ip[32], ep[32];
@@ -775,7 +776,7 @@ TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointCom
   }
   ASSERT_TRUE(text.starts_with("*nat\n"));
   std::istringstream in(text.substr(0, text.find("*filter\n")));
-  std::string line, previous_declared, previous_filled;
+  std::string line, previous_declared = "~", previous_filled;
   size_t pieces = 0, filled = 0;
   WriteFullRestore(st, IpFamily::kV4, Opts(), {}, {}, [&](std::string_view piece) {
     ++pieces;
@@ -785,7 +786,7 @@ TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointCom
   while (std::getline(in, line)) {
     if (line[0] == ':') {
       const std::string chain = line.substr(1, line.find(' ') - 1);
-      EXPECT_LT(previous_declared, chain);
+      EXPECT_GT(previous_declared, chain);
       previous_declared = chain;
     } else if (line.starts_with("-A ")) {
       const std::string chain = line.substr(3, line.find(' ', 3) - 3);
