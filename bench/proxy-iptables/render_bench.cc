@@ -1,7 +1,8 @@
 // How long the iptables backend's restore texts take to render, without any tool: N ClusterIP
 // Services x 10 endpoints, the full text (and how soon its first piece is out: the backend streams
 // it into the tool) and a one-endpoint partial text. Prints milliseconds.
-//   sluice-iptables-render-bench [N...]
+//   [NAT_SECTION_CHAINS=1000] sluice-iptables-render-bench [N...]
+// NAT_SECTION_CHAINS: the nat table in sections, as the backend writes it for iptables-nft.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
   if (sizes.empty()) sizes = {1000, 10000, 30000};
   proxy::iptables::LayoutOptions o;
   o.cluster_cidrs = {IpPrefix::MustParse("10.244.0.0/16")};
+  if (const char* sections = std::getenv("NAT_SECTION_CHAINS")) {
+    o.nat_section_chains = std::strtoul(sections, nullptr, 10);
+  }
   for (int n : sizes) {
     state::NodeState st = Make(n);
     // As the backend decides it: 10 endpoints per Service.

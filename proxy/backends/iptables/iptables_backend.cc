@@ -17,6 +17,10 @@ namespace {
 
 constexpr auto kRestoreTimeout = std::chrono::minutes(5);
 constexpr auto kToolTimeout = std::chrono::seconds(30);
+// iptables-nft: the nat table in sections of about this many chains (LayoutOptions). At 10,000
+// Services of 10 endpoints, sections of ~550 and ~1,100 chains restored equally fast (9.6 and
+// 9.5 s), ~275 and ~2,200 took 20-25% longer.
+constexpr size_t kNftNatSectionChains = 1000;
 
 std::string FamilyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
 
@@ -163,6 +167,7 @@ LayoutOptions IptablesBackend::Layout(const state::NodeState& desired, IpFamily 
       (o.nodeports_on_all_local_addresses ||
        std::any_of(o.nodeport_addresses.begin(), o.nodeport_addresses.end(),
                    [](const IpAddress& ip) { return ip.is_v4() && ip.data()[0] == 127; }));
+  if (variant_ == Variant::kNft) o.nat_section_chains = kNftNatSectionChains;
   return o;
 }
 

@@ -73,6 +73,11 @@ struct LayoutOptions {
   bool large_cluster = false;
   // KUBE-MARK-MASQ sets it, KUBE-POSTROUTING masquerades packets carrying it.
   uint32_t masquerade_mark = 0x4000;
+  // Above 0, the nat table is restored in several sections (transactions) of about this many
+  // chains, whole Services each, the shared chains last: iptables-nft-restore 1.8.9 takes time
+  // quadratic in the chains of one section. 0: one nat section (iptables-legacy-restore rewrites
+  // the whole table for each section).
+  size_t nat_section_chains = 0;
   bool operator==(const LayoutOptions&) const = default;
 };
 

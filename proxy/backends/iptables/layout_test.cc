@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -804,6 +805,122 @@ TEST(IptablesLayout, ManyServicesRenderInKeyOrderAndLargeClusterDropsEndpointCom
   EXPECT_LT(big.size(), text.size());
   EXPECT_EQ(big.find(" -> 10."), std::string::npos);  // no "svc -> endpoint" comments
   EXPECT_NE(big.find("\"ns/s01300:p80 cluster IP\""), std::string::npos);  // others stay
+}
+
+// A restore text's nat sections (each a list of its lines between "*nat" and "COMMIT") and the
+// multiset of all its lines but the section markers.
+struct Sections {
+  std::vector<std::vector<std::string>> nat;
+  std::multiset<std::string> lines;
+};
+Sections Split(const std::string& text) {
+  Sections out;
+  std::istringstream in(text);
+  bool in_nat = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == "*nat") {
+      in_nat = true;
+      out.nat.emplace_back();
+    } else if (line == "COMMIT" || line.starts_with("*")) {
+      in_nat = false;
+    } else {
+      if (in_nat) out.nat.back().push_back(line);
+      out.lines.insert(line);
+    }
+  }
+  return out;
+}
+
+// The word after `flag` in a restore line ("-A CHAIN", "-j TARGET"), "" if none.
+std::string After(const std::string& line, std::string_view flag) {
+  const size_t at = line.find(std::string(flag) + " ");
+  if (at == std::string::npos) return "";
+  const size_t start = at + flag.size() + 1;
+  return line.substr(start, line.find(' ', start) - start);
+}
+
+// For iptables-nft the nat table goes in sections of about nat_section_chains chains: the same
+// rules as one section; the static chains first; each Service's chains together; every jump
+// target declared in its section or an earlier one; the shared chains, the jumps from the
+// built-in chains and the deletions last.
+TEST(IptablesLayout, NatInSectionsHoldsTheSameRulesWholeServicesEachSharedChainsLast) {
+  std::vector<state::ServiceStatePtr> services;
+  for (int i = 0; i < 40; ++i) {
+    const std::string n = std::to_string(i);
+    auto p = Port("ns", "s" + n, "172.30.1." + n, 80,
+                  {Ep("10.180.1." + n, 80), Ep("10.180.2." + n, 80), Ep("10.180.3." + n, 80)});
+    if (i % 4 == 0) p.node_port = 30000 + i;
+    services.push_back(Svc({p}));
+  }
+  const state::NodeState st = Node(services);
+  LayoutOptions split = Opts();
+  split.nat_section_chains = 10;
+  const std::vector<std::string> existing = {"KUBE-SEP-STALESTALESTALE12", "FOREIGN"};
+  const std::vector<JumpRule> jumps = JumpRules(IpFamily::kV4, split);
+  const Sections one = Split(FullRestoreText(st, IpFamily::kV4, Opts(), existing, jumps));
+  const Sections many = Split(FullRestoreText(st, IpFamily::kV4, split, existing, jumps));
+  EXPECT_EQ(one.nat.size(), 1u);
+  EXPECT_EQ(many.lines, one.lines);
+  // 40 x (KUBE-SVC- + 3 KUBE-SEP-) + 10 x KUBE-EXT- = 170 chains, sections closed at 10 or more.
+  ASSERT_GE(many.nat.size(), 12u);
+  ASSERT_LE(many.nat.size(), 19u);
+
+  std::map<std::string, size_t> declared_in;
+  for (size_t i = 0; i < many.nat.size(); ++i) {
+    for (const auto& line : many.nat[i]) {
+      if (line.starts_with(":")) declared_in[line.substr(1, line.find(' ') - 1)] = i;
+    }
+    for (const auto& line : many.nat[i]) {
+      if (line.starts_with("-I ") || line.starts_with("-X ")) {
+        EXPECT_EQ(i, many.nat.size() - 1) << line;
+      }
+      const std::string target = After(line, "-j");
+      if (!line.starts_with("-") || !target.starts_with("KUBE-")) continue;
+      ASSERT_TRUE(declared_in.contains(target)) << line;
+      EXPECT_LE(declared_in[target], i) << line;
+    }
+  }
+  EXPECT_EQ(declared_in.at("KUBE-MARK-MASQ"), 0u);
+  EXPECT_EQ(declared_in.at("KUBE-POSTROUTING"), 0u);
+  EXPECT_EQ(declared_in.at("KUBE-SERVICES"), many.nat.size() - 1);
+  EXPECT_EQ(declared_in.at("KUBE-NODEPORTS"), many.nat.size() - 1);
+  EXPECT_EQ(declared_in.at("KUBE-SEP-STALESTALESTALE12"), many.nat.size() - 1);
+  EXPECT_FALSE(declared_in.contains("FOREIGN"));
+  EXPECT_NE(std::find(many.nat.back().begin(), many.nat.back().end(),
+                      "-X KUBE-SEP-STALESTALESTALE12"),
+            many.nat.back().end());
+  for (const auto& service : services) {
+    const ServiceRules r = RenderService(*service, IpFamily::kV4, split, st.node);
+    for (const auto& c : r.chains) {
+      EXPECT_EQ(declared_in.at(c.name), declared_in.at(r.chains.front().name)) << c.name;
+    }
+  }
+  // A section's declarations go largest name first, as in one section.
+  for (const auto& section : many.nat) {
+    std::string previous = "~";
+    for (const auto& line : section) {
+      if (!line.starts_with(":")) continue;
+      EXPECT_GT(previous, line);
+      previous = line;
+    }
+  }
+}
+
+// A change smaller than a section stays one nat section.
+TEST(IptablesLayout, SmallChangeInSectionsIsOneSection) {
+  EndpointChange c;
+  const auto after = Node({c.web_after, c.db});
+  const std::vector<state::ServiceDiff> diff = {{"ns1/web", c.web_before, c.web_after}};
+  LayoutOptions split = Opts();
+  split.nat_section_chains = 1000;
+  const std::string text = PartialRestoreText(after, IpFamily::kV4, split, diff);
+  EXPECT_EQ(Split(text).nat.size(), 1u);
+  EXPECT_EQ(Split(text).lines, Split(PartialRestoreText(after, IpFamily::kV4, Opts(), diff)).lines);
+  split.nat_section_chains = 1;  // web's chains in a section before the shared chains
+  const Sections many = Split(PartialRestoreText(after, IpFamily::kV4, split, diff));
+  ASSERT_EQ(many.nat.size(), 2u);
+  EXPECT_EQ(many.nat[1].front(), ":KUBE-SERVICES - [0:0]");
+  EXPECT_EQ(many.nat[1].back(), "-X KUBE-SEP-7UC2XTHCPWYET5QZ");
 }
 
 }  // namespace

@@ -238,6 +238,50 @@ TEST_P(RestoreKernelTest, PartialTextAppliesOverFullText) {
   });
 }
 
+// The nat table in sections (as the backend writes it for iptables-nft) gives the same rules as
+// one section, in a full sync that also deletes a stale chain and inserts the built-in jumps,
+// and in a partial sync on top.
+TEST_P(RestoreKernelTest, NatInSectionsGivesTheSameRules) {
+  const auto before = Everything(family());
+  auto after = before;
+  auto web = *before.services.at("ns/web");
+  web.ports[0].cluster_endpoints[1].port = 9090;
+  after.services["ns/web"] = std::make_shared<const state::ServiceState>(web);
+  after.services.erase("ns/sticky");
+  const std::vector<state::ServiceDiff> diff = {
+      {"ns/web", before.services.at("ns/web"), after.services.at("ns/web")},
+      {"ns/sticky", before.services.at("ns/sticky"), nullptr}};
+  const std::string stale = "KUBE-SEP-STALESTALESTALE12";
+  auto rules = [&](const LayoutOptions& o) {
+    const TextFile full(FullRestoreText(before, family(), o, {{stale}}, JumpRules(family(), o)));
+    const TextFile partial(PartialRestoreText(after, family(), o, diff));
+    const TextFile saved("");  // the namespace lives in a child process: the rules come back here
+    SLUICE_IN_FRESH_NETNS([&] {
+      RunCommand({tools_.iptables, "-t", "nat", "-N", stale});
+      RunCommand({tools_.restore, "-w", "5", "--noflush", full.path()});
+      std::ofstream out(saved.path());
+      out << RunCommand({tools_.save, "-t", "nat"}) << RunCommand({tools_.save, "-t", "filter"});
+      RunCommand({tools_.restore, "-w", "5", "--noflush", partial.path()});
+      out << RunCommand({tools_.save, "-t", "nat"});
+    });
+    std::string kept;  // without iptables-save's comment lines (they carry the time)
+    std::ifstream in(saved.path());
+    for (std::string line; std::getline(in, line);) {
+      if (!line.starts_with("#")) kept += line + "\n";
+    }
+    return kept;
+  };
+  LayoutOptions split = Opts(true);
+  split.nat_section_chains = 3;
+  ASSERT_NE(FullRestoreText(before, family(), split).find("COMMIT\n*nat\n"), std::string::npos);
+  const std::string one = rules(Opts(true));
+  EXPECT_EQ(rules(split), one);
+  EXPECT_EQ(one.find(":" + stale), std::string::npos) << one;
+  EXPECT_NE(one.find("-j KUBE-SERVICES"), std::string::npos) << one;
+  EXPECT_NE(one.find("-A KUBE-SERVICES"), std::string::npos) << one;
+  EXPECT_NE(one.find("-A KUBE-FORWARD"), std::string::npos) << one;
+}
+
 INSTANTIATE_TEST_SUITE_P(Tools, RestoreKernelTest,
                          ::testing::Combine(::testing::Values("legacy", "nft"),
                                             ::testing::Values(IpFamily::kV4, IpFamily::kV6)),
@@ -335,6 +379,45 @@ TEST_P(BackendKernelTest, SyncsRepairsDriftLeavesForeignChainsAndCleansUp) {
     EXPECT_TRUE(Has(nat, "-A PREROUTING -j FOREIGN")) << nat;
     EXPECT_TRUE(Has(nat, "-A FOREIGN -d 198.51.100.1/32 -j RETURN")) << nat;
     EXPECT_FALSE(Has(RunCommand({tools_.save, "-t", "filter"}), "KUBE-"));
+  });
+}
+
+size_t Count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// More chains than one section takes (iptables-nft: LayoutOptions::nat_section_chains): a full
+// sync writes them all, and a full sync after half the Services went deletes theirs.
+TEST_P(BackendKernelTest, ManyServicesFullSyncs) {
+  SLUICE_IN_FRESH_NETNS([&] {
+    IptablesOptions o;
+    o.variant = variant();
+    o.families = {IpFamily::kV4};
+    IptablesBackend backend(o);
+    state::NodeState st;
+    for (int i = 0; i < 300; ++i) {
+      const std::string n = std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+      auto s = Svc(Port("s" + std::to_string(i), "172.30." + n, 80,
+                        {Ep("10.180." + n, 80), Ep("10.181." + n, 80), Ep("10.182." + n, 80)}));
+      st.services[s->key] = s;
+    }
+    state::NodeStateChange full;
+    full.full = true;
+    backend.Sync(st, full);
+    std::string nat = Nat();
+    EXPECT_EQ(Count(nat, ":KUBE-SVC-"), 300u);
+    EXPECT_EQ(Count(nat, ":KUBE-SEP-"), 900u);
+    EXPECT_EQ(Count(nat, "-A KUBE-SERVICES "), 301u);  // and the NodePort dispatch
+    EXPECT_EQ(Count(nat, "-j KUBE-SERVICES"), 2u);     // PREROUTING, OUTPUT
+    for (int i = 0; i < 300; i += 2) st.services.erase("ns/s" + std::to_string(i));
+    backend.Sync(st, full);
+    nat = Nat();
+    EXPECT_EQ(Count(nat, ":KUBE-SVC-"), 150u);
+    EXPECT_EQ(Count(nat, ":KUBE-SEP-"), 450u);
+    EXPECT_EQ(Count(nat, "-A KUBE-SERVICES "), 151u);
+    EXPECT_EQ(Count(nat, "-j KUBE-SERVICES"), 2u);
   });
 }
 
