@@ -7,6 +7,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include <sys/resource.h>
+
 #include "common/log.h"
 #include "common/subprocess.h"
 #include "proxy/local_addresses.h"
@@ -21,6 +23,26 @@ constexpr auto kToolTimeout = std::chrono::seconds(30);
 // Services of 10 endpoints, sections of ~550 and ~1,100 chains restored equally fast (9.6 and
 // 9.5 s), ~275 and ~2,200 took 20-25% longer.
 constexpr size_t kNftNatSectionChains = 1000;
+
+// iptables-nft-save 1.8.9 sorts the chains with a quicksort that recurses once per chain when
+// they were created in name order (as a restore of iptables-save's own text creates them):
+// some 100,000 chains overflow an 8 MB stack and it dies of SIGSEGV (checked: with `ulimit -s
+// unlimited` it lists them). The tools this process starts get up to this much stack: the soft
+// limit raised towards the hard one, which needs no privilege.
+constexpr rlim_t kToolStack = rlim_t{512} << 20;
+
+void RaiseStackLimitForTools() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_STACK, &r) != 0 || r.rlim_cur == RLIM_INFINITY || r.rlim_cur >= kToolStack) {
+    return;
+  }
+  const rlim_t want = r.rlim_max == RLIM_INFINITY ? kToolStack : std::min(r.rlim_max, kToolStack);
+  if (want <= r.rlim_cur) return;
+  const rlimit raised{want, r.rlim_max};
+  if (setrlimit(RLIMIT_STACK, &raised) == 0) {
+    SLOG_V(1) << "iptables: stack limit for the tools raised to " << (want >> 20) << " MB";
+  }
+}
 
 std::string FamilyName(IpFamily f) { return f == IpFamily::kV4 ? "IPv4" : "IPv6"; }
 
@@ -130,6 +152,7 @@ IptablesBackend::IptablesBackend(IptablesOptions options) : options_(std::move(o
     variant_ = DetectVariant(&why);
     SLOG_INFO << "iptables: " << ToString(variant_) << " (detected: " << why << ")";
   }
+  if (variant_ == Variant::kNft) RaiseStackLimitForTools();
   for (IpFamily f : options_.families) {
     const std::string tool = Tool(variant_, f, "restore");
     auto r = TryRun({tool, "--version"});

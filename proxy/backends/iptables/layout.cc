@@ -684,8 +684,10 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
 // section, 9.5 s in sections of about 1,000 chains. Each section is a transaction of its own,
 // so they are ordered for traffic to always find whole chains: the static chains first, then
 // the Services (all chains of one Service in one section, KUBE-SVC- and KUBE-SEP- alike), then
-// the shared chains pointing at them, the jumps from the built-in chains and the deletions in the
-// last section. A section the kernel refuses leaves the ones before it applied: each Service
+// the shared chains pointing at them, the jumps from the built-in chains and the deletions.
+// More deletions than a section takes (thousands of Services gone at once) go in sections of
+// their own after that: first all the stale chains flushed (so that none points at another),
+// then deleted. A section the kernel refuses leaves the ones before it applied: each Service
 // either old or new, nothing pointing at a chain that is gone.
 //
 // Rendered Service by Service as the sections go out: the tool parses one while the next is
@@ -737,9 +739,31 @@ void RestoreTextSections(const state::NodeState& st, IpFamily family, const Layo
   auto& nat_services = Shared(shared, SharedChain::kNatServices);
   AppendNodePortDispatch(nat_services, family, o);
   // The Services left over go with the shared chains: a small change is one section.
+  const bool few_deleted = deleted.size() <= o.nat_section_chains;
   write_group({{kServicesChain, &nat_services},
                {kNodePortsChain, &Shared(shared, SharedChain::kNatNodePorts)}},
-              deleted, true);
+              few_deleted ? std::span<const std::string>(deleted) : std::span<const std::string>(),
+              true);
+  if (!few_deleted) {
+    // Largest name first in both kinds of section: each line's name then goes to the head of
+    // the tool's list.
+    std::reverse(deleted.begin(), deleted.end());
+    for (bool flush : {true, false}) {
+      for (size_t i = 0; i < deleted.size(); i += o.nat_section_chains) {
+        w.Raw("*nat\n");
+        const size_t end = std::min(deleted.size(), i + o.nat_section_chains);
+        for (size_t k = i; k < end; ++k) {
+          if (flush) {
+            w.Declare(deleted[k]);
+          } else {
+            w.Line("-X " + deleted[k]);
+          }
+        }
+        w.Raw("COMMIT\n");
+        w.Send();
+      }
+    }
+  }
   WriteFilter(w, family, o, shared, full, jumps);
 }
 

@@ -906,6 +906,39 @@ TEST(IptablesLayout, NatInSectionsHoldsTheSameRulesWholeServicesEachSharedChains
   }
 }
 
+// Thousands of stale chains (Services gone) are deleted in sections of their own after the
+// shared chains: all of them flushed first, then deleted, largest name first in each section.
+TEST(IptablesLayout, ManyDeletionsInSectionsAreFlushedFirstThenDeleted) {
+  EndpointChange c;
+  std::vector<std::string> existing;
+  for (int i = 0; i < 25; ++i) {
+    existing.push_back((i % 5 ? "KUBE-SEP-STALE" : "KUBE-SVC-STALE") + std::to_string(100 + i));
+  }
+  LayoutOptions split = Opts();
+  split.nat_section_chains = 10;
+  const Sections many = Split(FullRestoreText(Node({c.db}), IpFamily::kV4, split, existing, {}));
+  ASSERT_EQ(many.nat.size(), 1u + 3u + 3u);  // db's chains and the shared ones; 3 + 3
+  std::multiset<std::string> flushed, gone;
+  for (const auto& line : many.nat[0]) EXPECT_FALSE(line.starts_with("-X ")) << line;
+  for (size_t i = 1; i < many.nat.size(); ++i) {
+    std::string previous = "~";
+    for (const auto& line : many.nat[i]) {
+      const bool flush = i <= 3;
+      ASSERT_TRUE(line.starts_with(flush ? ":" : "-X ")) << i << ": " << line;
+      const std::string chain = flush ? line.substr(1, line.find(' ') - 1) : line.substr(3);
+      EXPECT_GT(previous, chain);
+      previous = chain;
+      (flush ? flushed : gone).insert(chain);
+    }
+  }
+  const std::multiset<std::string> all(existing.begin(), existing.end());
+  EXPECT_EQ(flushed, all);
+  EXPECT_EQ(gone, all);
+  // The same lines as in one section.
+  EXPECT_EQ(many.lines, Split(FullRestoreText(Node({c.db}), IpFamily::kV4, Opts(), existing, {}))
+                            .lines);
+}
+
 // A change smaller than a section stays one nat section.
 TEST(IptablesLayout, SmallChangeInSectionsIsOneSection) {
   EndpointChange c;
