@@ -40,6 +40,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -336,11 +337,23 @@ def full_sync_rounds(args, variant, manifests, work, res, ref):
             log(f"  over {args.slow_once:.0f} s: measured once")
             break
     if not res.get("read_back_from"):
-        loaded, _ = save(peer, variant)
-        res["agent_text_same_rules"] = parse_save(loaded) == initial
-        if not res["agent_text_same_rules"]:
+        res["agent_text_same_rules"] = same_rules(peer, variant, initial)
+        if res["agent_text_same_rules"] is False:
             log(f"  warning: {VARIANTS[variant][0]} of the agent's rules did not reproduce them")
     return agent, peer, initial
+
+
+def same_rules(ns, variant, expected):
+    """Whether the rules read back from ns are `expected`; None when they cannot be read back
+    (iptables-nft-save 1.8.9 dies of SIGSEGV on some large tables: its chain sort recurses once
+    per chain on chains created in name order, as a restore of iptables-save's text creates
+    them)."""
+    try:
+        loaded, _ = save(ns, variant)
+    except RuntimeError as e:
+        log(f"  reading the bare tool's rules back failed ({str(e)[:200]}): not compared")
+        return None
+    return parse_save(loaded) == expected
 
 
 def endpoint_changes(args, size, variant, manifests, agent, state, work, peer, ref_changes=None):
@@ -458,9 +471,8 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res, ref=Non
     NETNS.delete(agent.ns, *extra_ns)
 
     if not borrowed:
-        loaded, _ = save(peer, variant)
-        res["bare_changes_same_rules"] = parse_save(loaded) == final
-        if not res["bare_changes_same_rules"]:
+        res["bare_changes_same_rules"] = same_rules(peer, variant, final)
+        if res["bare_changes_same_rules"] is False:
             log("  warning: after the bare partial restores the rules differ from the agent's")
     log(f"  {tool} of the same changes: p50 {med(res['bare_change_ms']):.1f} ms, "
         f"p90 {pct(res['bare_change_ms'], 90):.1f} ms")
@@ -626,8 +638,10 @@ def report(res, args):
                   f"chains, {a['bytes'] / 1e6:.1f} MB")
         for key, what in (("agent_text_same_rules", "the bare restore of the agent's rules"),
                           ("bare_changes_same_rules", "the bare partial restores")):
-            if key in r and not r[key]:
+            if key in r and r[key] is False:
                 print(f"  {v}: note: {what} did not end with the agent's rules")
+            elif key in r and r[key] is None:
+                print(f"  {v}: note: {what} could not be read back, so were not compared")
         touched = {(c["touched"]["chains"], c["touched"]["rules"], c["touched"]["deleted"])
                    for c in r.get("changes", [])}
         unexpected = sorted({u for c in r.get("changes", []) for u in c["touched"]["unexpected"]})
@@ -716,6 +730,12 @@ def main():
     ap.add_argument("--sweep", action="store_true",
                     help="only delete namespaces left by earlier runs that were SIGKILLed")
     args = ap.parse_args()
+    # As the agent does for iptables-nft: iptables-nft-save 1.8.9 overflows an 8 MB stack on
+    # ~100,000 chains created in name order (the bare tool's namespaces hold such).
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    want = 512 << 20 if hard == resource.RLIM_INFINITY else min(hard, 512 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_STACK, (want, hard))
     if os.geteuid() != 0:
         ap.error("needs root (network namespaces)")
     if args.plain_cap is None:
