@@ -409,8 +409,6 @@ ServiceRules Render(const state::ServiceState& service, IpFamily family, const L
   return out;
 }
 
-
-
 // "-I CHAIN spec..." restore lines for the jumps of `table`, arguments with spaces quoted.
 std::vector<std::string> JumpLines(std::span<const JumpRule> jumps, std::string_view table) {
   std::vector<std::string> out;

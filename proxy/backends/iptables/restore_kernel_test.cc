@@ -429,6 +429,19 @@ TEST_P(BackendKernelTest, ManyServicesFullSyncs) {
   });
 }
 
+// A node state of the one Service `port`, and the change of a full sync.
+state::NodeState OneService(const ServicePortState& port) {
+  state::NodeState st;
+  auto s = Svc(port);
+  st.services[s->key] = s;
+  return st;
+}
+state::NodeStateChange FullChange() {
+  state::NodeStateChange full;
+  full.full = true;
+  return full;
+}
+
 // iptables-nft-save 1.8.9 overflows its stack on many chains created in name order (a
 // restore of iptables-save's text makes them so): the backend gives its tools a larger stack.
 // Here the stack is made small enough for 20,000 chains to crash the tool, which is checked
@@ -455,12 +468,9 @@ TEST_P(BackendKernelTest, FullSyncReadsAndDeletesManyChainsCreatedInNameOrder) {
     o.variant = variant();
     o.families = {IpFamily::kV4};
     IptablesBackend backend(o);
-    state::NodeState st;
-    auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
-    auto s = Svc(web);
-    st.services[s->key] = s;
-    state::NodeStateChange full;
-    full.full = true;
+    const auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
+    const state::NodeState st = OneService(web);
+    const state::NodeStateChange full = FullChange();
     backend.Sync(st, full);
     const std::string nat = Nat();
     EXPECT_FALSE(Has(nat, "ORDERED")) << nat.substr(0, 2000);
@@ -485,12 +495,9 @@ TEST_P(BackendKernelTest, FullSyncWithoutASaveTool) {
     o.variant = variant();
     o.families = {IpFamily::kV4};
     IptablesBackend backend(o);
-    state::NodeState st;
-    auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
-    auto s = Svc(web);
-    st.services[s->key] = s;
-    state::NodeStateChange full;
-    full.full = true;
+    const auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
+    const state::NodeState st = OneService(web);
+    const state::NodeStateChange full = FullChange();
     backend.Sync(st, full);  // jumps inserted after -C said they were missing
     backend.Sync(st, full);  // and found by -C: not inserted twice
     unlink(fake.c_str());
