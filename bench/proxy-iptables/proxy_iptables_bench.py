@@ -12,8 +12,10 @@ Services of 10 endpoints each. Per size and variant:
      script's kube-proxy layout (proxy_nftables_bench.kube_proxy_restore_text), each into a
      fresh namespace. The plain text goes first: if the bare tool needs more than --plain-cap
      seconds for it (iptables-nft is quadratic in user space), it is reported as
-     "> cap (stopped)"; a full sync or bare restore of the agent's rules past --cap skips the
-     rest of the size for that variant;
+     "> cap (stopped)"; a full sync past --cap skips the rest of the size for that variant;
+     a bare restore of the agent's rules past --cap is reported so, and the namespace for the
+     changes gets the same rules in sections of 1,000 chains instead (timed, on a row of its
+     own);
   2. one-endpoint change: --changes times one Service's manifest rewritten with one endpoint
      replaced; the agent's "iptables in N us" for that partial sync (p50, p90), against the bare
      tool running what kube-proxy's partial sync writes for that change (the shared chains
@@ -68,6 +70,9 @@ SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KU
 HOW = ("full syncs: medians of {a.runs} (once: over {a.slow_once:.0f} s); one-endpoint changes: "
        "{a.changes}; connections/s: medians of {a.conn_rounds} pairs of {a.conn_seconds} s")
 GOAL = 1.1  # the issue's goal for ours / bare tool, full sync and one-endpoint change
+# Chain names per commit when the bare tool fills a namespace with the agent's rules in sections
+# (sectioned_restore_text); the agent's iptables-nft nat sections are about this size.
+SECTION_NAMES = 1000
 STARTUP_ALLOWANCE = 60.0  # seconds the agent may take reading the manifests before its first sync
 
 
@@ -144,6 +149,52 @@ def change_restore_text(before, after):
         touched["rules"] += sum(len(a[c]) for c in rewrite)
         touched["deleted"] += len(gone)
     return "".join(line + "\n" for line in out), touched
+
+
+BUILT_IN_CHAINS = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
+
+
+def sectioned_restore_text(text, names_per_section):
+    """The same rules as `text` (iptables-save output) in several commits: per table, every
+    chain declared first (built-ins as saved, the others in reverse name order, so that
+    iptables-nft-restore's sorted name list is entered at its head), then the chains' rules in
+    reverse name order, in sections that mention at most `names_per_section` chain names (the
+    chains and their jump targets; a chain that alone mentions more gets a section of its own).
+    Every jump target exists before the rules that name it, so each commit holds; what the last
+    one leaves is what one `text` would."""
+    out, table, declared, rules = [], None, [], {}
+
+    def flush():
+        builtins = [d for d in declared if d[1:].split()[0] in BUILT_IN_CHAINS]
+        others = sorted((d for d in declared if d not in builtins),
+                        key=lambda d: d[1:].split()[0], reverse=True)
+        out.extend([f"*{table}"] + builtins + others + ["COMMIT"])
+        section, names = [], set()
+        for chain in sorted(rules, reverse=True):
+            mentioned = {chain} | {m.group(1) for r in rules[chain] for m in [JUMP.search(r)] if m}
+            if section and len(names | mentioned) > names_per_section:
+                out.extend([f"*{table}"] + section + ["COMMIT"])
+                section, names = [], set()
+            section += rules[chain]
+            names |= mentioned
+        if section:
+            out.extend([f"*{table}"] + section + ["COMMIT"])
+
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            table, declared, rules = line[1:], [], {}
+        elif line == "COMMIT":
+            flush()
+            table = None
+        elif line.startswith(":"):
+            declared.append(line)
+        elif line.startswith("-A "):
+            rules.setdefault(line.split()[1], []).append(line)
+        else:
+            raise RuntimeError(f"unexpected line in iptables-save output: {line[:200]}")
+    return "".join(line + "\n" for line in out)
 
 
 def save(ns, variant):
@@ -331,16 +382,40 @@ def full_sync_rounds(args, variant, manifests, work, res, ref):
                                        count=1, first=r)
         except Stopped as e:
             res["stopped"] = e.args[0]
-            return agent, None, None
+            peer = sectioned_peer(args, variant, agent_path, res)
+            break
         res["agent_text_restore_ms"] += times
         if run["iptables_us"] / 1e6 > args.slow_once or times[0] / 1000 > args.slow_once:
             log(f"  over {args.slow_once:.0f} s: measured once")
             break
+    if peer is None:
+        return agent, None, None
     if not res.get("read_back_from"):
-        res["agent_text_same_rules"] = same_rules(peer, variant, initial)
-        if res["agent_text_same_rules"] is False:
+        key = "agent_sections_same_rules" if res.get("stopped") else "agent_text_same_rules"
+        res[key] = same_rules(peer, variant, initial)
+        if res[key] is False:
             log(f"  warning: {VARIANTS[variant][0]} of the agent's rules did not reproduce them")
     return agent, peer, initial
+
+
+def sectioned_peer(args, variant, agent_path, res):
+    """After the bare restore of the agent's rules went past --cap: the namespace for the
+    one-endpoint changes filled with the same rules in sections of about SECTION_NAMES chains
+    (sectioned_restore_text), timed and reported on a row of its own; None past --cap too."""
+    path = agent_path + ".sections"
+    with open(agent_path) as f:
+        text = sectioned_restore_text(f.read(), SECTION_NAMES)
+    with open(path, "w") as f:
+        f.write(text)
+    log(f"  {variant}: the changes' namespace gets the agent's rules in sections of about "
+        f"{SECTION_NAMES:,} chains ({text.count(chr(10) + 'COMMIT')} commits)")
+    try:
+        times, peer = bare_restore(args, variant, path, "agent-rules-sections", keep_last=True,
+                                   count=1)
+    except Stopped:
+        return None
+    res["agent_sections_restore_ms"] = times
+    return peer
 
 
 def same_rules(ns, variant, expected):
@@ -565,6 +640,10 @@ def variant_rows(res, args):
             ("bare restore, plain kube-proxy text", times("plain_restore_ms", "plain")
              + once(res.get("plain_restore_ms"))),
             ("  sluice / bare (plain text)", ratio(ours, plain))]
+    if res.get("agent_sections_restore_ms"):
+        # Only when the bare restore above was stopped: how the changes' namespace was filled.
+        rows.append(("bare restore, the agent's rules in sections",
+                     ms(med(res["agent_sections_restore_ms"])) + " (once)"))
     ch = res.get("changes", [])
     ours_ch = [c["iptables_us"] / 1000 for c in ch]
     bare_ch = res.get("bare_change_ms", [])
@@ -637,6 +716,8 @@ def report(res, args):
             print(f"  {v}: the agent's rules read back: {a['rules']:,} rules in {a['chains']:,} "
                   f"chains, {a['bytes'] / 1e6:.1f} MB")
         for key, what in (("agent_text_same_rules", "the bare restore of the agent's rules"),
+                          ("agent_sections_same_rules",
+                           "the bare restore of the agent's rules in sections"),
                           ("bare_changes_same_rules", "the bare partial restores")):
             if key in r and r[key] is False:
                 print(f"  {v}: note: {what} did not end with the agent's rules")
@@ -704,8 +785,9 @@ def main():
                     help="full syncs per size, variant and tool (median; default %(default)s)")
     ap.add_argument("--cap", type=float, default=120.0,
                     help="seconds any one tool run or full sync may take before it is stopped; "
-                    "a stopped full sync or bare restore of the agent's rules skips the rest of "
-                    "that size for that variant (default %(default)s)")
+                    "a stopped full sync skips the rest of that size for that variant; past it, "
+                    "the bare restore of the agent's rules is redone in sections to fill the "
+                    "namespace for the changes (default %(default)s)")
     ap.add_argument("--plain-cap", type=float,
                     help="the same for the bare restore of the plain text, which is only "
                     "reported as \"> cap (stopped)\" (default: --cap)")
