@@ -429,17 +429,21 @@ TEST_P(BackendKernelTest, ManyServicesFullSyncs) {
   });
 }
 
-// A node state of the one Service `port`, and the change of a full sync.
-state::NodeState OneService(const ServicePortState& port) {
+// `times` full syncs of a new IPv4 backend of `variant` to one Service, web (172.30.0.41:80 ->
+// 10.180.0.1:8080); returns the name of the Service's cluster chain.
+std::string FullSyncsOfOneService(Variant variant, int times) {
+  IptablesOptions o;
+  o.variant = variant;
+  o.families = {IpFamily::kV4};
+  IptablesBackend backend(o);
+  const auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
   state::NodeState st;
-  auto s = Svc(port);
+  auto s = Svc(web);
   st.services[s->key] = s;
-  return st;
-}
-state::NodeStateChange FullChange() {
   state::NodeStateChange full;
   full.full = true;
-  return full;
+  for (int i = 0; i < times; ++i) backend.Sync(st, full);
+  return ServicePortChainName(PortChain::kCluster, web.name);
 }
 
 // iptables-nft-save 1.8.9 overflows its stack on many chains created in name order (a
@@ -464,17 +468,10 @@ TEST_P(BackendKernelTest, FullSyncReadsAndDeletesManyChainsCreatedInNameOrder) {
     if (variant() == Variant::kNft) {
       EXPECT_THROW(Nat(), std::runtime_error);  // the crash this is about
     }
-    IptablesOptions o;
-    o.variant = variant();
-    o.families = {IpFamily::kV4};
-    IptablesBackend backend(o);
-    const auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
-    const state::NodeState st = OneService(web);
-    const state::NodeStateChange full = FullChange();
-    backend.Sync(st, full);
+    const std::string web = FullSyncsOfOneService(variant(), 1);
     const std::string nat = Nat();
     EXPECT_FALSE(Has(nat, "ORDERED")) << nat.substr(0, 2000);
-    EXPECT_TRUE(Has(nat, ":" + ServicePortChainName(PortChain::kCluster, web.name))) << nat;
+    EXPECT_TRUE(Has(nat, ":" + web)) << nat;
   });
 }
 
@@ -491,19 +488,12 @@ TEST_P(BackendKernelTest, FullSyncWithoutASaveTool) {
     const std::string path = dir + ":" + (getenv("PATH") ? getenv("PATH") : "/usr/sbin:/usr/bin");
     setenv("PATH", path.c_str(), 1);
 
-    IptablesOptions o;
-    o.variant = variant();
-    o.families = {IpFamily::kV4};
-    IptablesBackend backend(o);
-    const auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080)});
-    const state::NodeState st = OneService(web);
-    const state::NodeStateChange full = FullChange();
-    backend.Sync(st, full);  // jumps inserted after -C said they were missing
-    backend.Sync(st, full);  // and found by -C: not inserted twice
+    // The first sync inserts the jumps after -C said they were missing, the second finds them.
+    const std::string web = FullSyncsOfOneService(variant(), 2);
     unlink(fake.c_str());
     rmdir(dir.c_str());
     const std::string nat = Nat();
-    EXPECT_TRUE(Has(nat, ":" + ServicePortChainName(PortChain::kCluster, web.name))) << nat;
+    EXPECT_TRUE(Has(nat, ":" + web)) << nat;
     size_t jumps = 0;
     for (size_t at = nat.find("-A PREROUTING -m comment --comment \"kubernetes service portals\"");
          at != std::string::npos;
