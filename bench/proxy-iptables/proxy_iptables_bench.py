@@ -85,9 +85,9 @@ def log(message):
 # `iptables-save` output read as data, and the partial restore a kube-proxy sync would write for
 # the difference between two such readings.
 
-def parse_save(text):
-    """{table: {chain: [rules]}}: every chain declared or appended to, its "-A" lines in order
-    (built-in chains' policies and counters left out)."""
+def read_save(text):
+    """{table: {chain: (its ":" declaration line or None, [its "-A" lines in order])}}, chains in
+    the order they first appear (built-in chains filled without a declaration have None)."""
     tables, chains = {}, None
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -97,12 +97,20 @@ def parse_save(text):
         elif line == "COMMIT":
             chains = None
         elif line.startswith(":"):
-            chains.setdefault(line[1:].split()[0], [])
+            name = line[1:].split()[0]
+            chains[name] = (line, chains.get(name, (None, []))[1])
         elif line.startswith("-A "):
-            chains.setdefault(line.split()[1], []).append(line)
+            chains.setdefault(line.split()[1], (None, []))[1].append(line)
         else:
             raise RuntimeError(f"unexpected line in iptables-save output: {line[:200]}")
     return tables
+
+
+def parse_save(text):
+    """{table: {chain: [rules]}}: every chain declared or appended to, its "-A" lines in order
+    (built-in chains' policies and counters left out)."""
+    return {table: {c: rules for c, (_, rules) in chains.items()}
+            for table, chains in read_save(text).items()}
 
 
 def ruleset_size(tables):
@@ -159,11 +167,9 @@ def sectioned_restore_text(text, chains_per_section):
     and the built-in chains after what they jump to), so every commit holds and what the last
     one leaves is what one `text` would. (Declaring every chain in a first commit instead took
     5.7 minutes at 30,000 Services, this 71 s: each commit's cost grows with the chains there.)"""
-    out, table, declared, rules = [], None, {}, {}
-
-    def flush():
+    out = []
+    for table, chains in read_save(text).items():
         order, seen = [], set()
-        chains = set(declared) | set(rules)  # built-ins may be filled without a declaration
         for root in sorted(chains, reverse=True):
             stack = [(root, False)]
             while stack:
@@ -175,30 +181,15 @@ def sectioned_restore_text(text, chains_per_section):
                     continue
                 seen.add(chain)
                 stack.append((chain, True))
-                targets = [m.group(1) for r in rules.get(chain, []) for m in [JUMP.search(r)] if m]
+                targets = [m.group(1) for r in chains[chain][1] for m in [JUMP.search(r)] if m]
                 stack += [(t, False) for t in reversed(targets) if t in chains and t not in seen]
         for k in range(0, len(order), chains_per_section):
             chunk = order[k:k + chains_per_section]
             out.append(f"*{table}")
-            out.extend(declared[c] for c in sorted(chunk, reverse=True) if c in declared)
+            out.extend(chains[c][0] for c in sorted(chunk, reverse=True) if chains[c][0])
             for c in chunk:
-                out.extend(rules.get(c, []))
+                out.extend(chains[c][1])
             out.append("COMMIT")
-
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("*"):
-            table, declared, rules = line[1:], {}, {}
-        elif line == "COMMIT":
-            flush()
-            table = None
-        elif line.startswith(":"):
-            declared[line[1:].split()[0]] = line
-        elif line.startswith("-A "):
-            rules.setdefault(line.split()[1], []).append(line)
-        else:
-            raise RuntimeError(f"unexpected line in iptables-save output: {line[:200]}")
     return "".join(line + "\n" for line in out)
 
 
@@ -358,7 +349,8 @@ def full_sync_rounds(args, variant, manifests, work, res, ref):
             where = kernel_variants(agent.ns)
             if not where[variant] or any(v for k, v in where.items() if k != variant):
                 agent.stop()
-                raise RuntimeError(f"--iptables-mode={variant}: the agent's nat table is in {where}")
+                raise RuntimeError(f"--iptables-mode={variant}: the agent's nat table is in "
+                                   f"{where}")
             alb.wait_until_idle(agent.proc.pid, at_least=0.5, quiet=0.3)
             try:
                 text, save_s = save(agent.ns, variant)
@@ -456,6 +448,10 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work, peer, r
         old = ips[j]
         while ips[j] in ips[:j] + ips[j + 1:] or ips[j] == old:
             ips[j] = pnb.pod_ip(rng.randrange(pnb.POD_POOL))
+        # Each side of the pair starts on an idle machine: nf_tables frees a replaced chain's
+        # rules in a kernel worker after the tool exits, so without this the agent's change
+        # would share the CPUs with the end of the previous bare run.
+        pnb.settle(args.settle)
         want = agent.last_sync() + 1
         t = time.monotonic()
         pnb.write_manifest(manifests, i, ips)
