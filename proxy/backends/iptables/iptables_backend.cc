@@ -215,24 +215,46 @@ bool IptablesBackend::RouteLocalnet() {
   return false;
 }
 
-void IptablesBackend::Restore(IpFamily family,
-                              const std::function<void(const RestoreSink&)>& write) {
+void IptablesBackend::Restore(
+    IpFamily family, const std::function<void(const RestoreSink&, SharedChainRules*)>& write) {
+  SharedChainRules written;
+  try {
+    RunRestore(family, [&](const RestoreSink& sink) { write(sink, &written); });
+  } catch (...) {
+    shared_in_kernel_.erase(family);  // unknown now; the next sync, full, writes them whole
+    throw;
+  }
+  shared_in_kernel_[family] = std::move(written);
+}
+
+void IptablesBackend::RunRestore(IpFamily family,
+                                 const std::function<void(const RestoreSink&)>& write) {
   const std::string tool = Tool(variant_, family, "restore");
   // The text goes into the pipe as it is written: the tool parses the first part while the rest
-  // is rendered, and the rules are never joined into one text.
+  // is rendered, and the rules are never joined into one text. The tool starts with the first
+  // piece: a text with nothing to change (a partial sync touching the other family only) runs
+  // no tool.
   const auto start = std::chrono::steady_clock::now();
-  FedProcess process({tool, "-w", "5", "--noflush"}, kRestoreTimeout);
-  ++stats_.tool_runs;
+  std::optional<FedProcess> process;
   size_t bytes = 0;
   std::chrono::steady_clock::time_point first{};
   write([&](std::string_view piece) {
-    if (bytes == 0) first = std::chrono::steady_clock::now();
+    if (piece.empty()) return;
+    if (!process) {
+      first = std::chrono::steady_clock::now();
+      process.emplace(std::vector<std::string>{tool, "-w", "5", "--noflush"}, kRestoreTimeout);
+      ++stats_.tool_runs;
+    }
     bytes += piece.size();
-    process.Write(piece);  // a tool gone early: the rest is dropped, Finish says why
+    process->Write(piece);  // a tool gone early: the rest is dropped, Finish says why
   });
+  if (!process) {
+    SLOG_V(2) << "iptables: " << tool << ": nothing to change";
+    return;
+  }
   const auto written = std::chrono::steady_clock::now();
   stats_.bytes += bytes;
-  ProcessResult r = process.Finish();
+  ProcessResult r = process->Finish();
   const auto ms = [&](std::chrono::steady_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::microseconds>(t - start).count() / 1000.0;
   };
@@ -324,12 +346,15 @@ void IptablesBackend::Sync(const state::NodeState& desired,
         }
       }
       const std::vector<std::string> existing = ChainNames(nat);
-      Restore(f, [&](const RestoreSink& sink) {
-        WriteFullRestore(desired, f, layout, existing, missing, sink);
+      Restore(f, [&](const RestoreSink& sink, SharedChainRules* written) {
+        WriteFullRestore(desired, f, layout, existing, missing, sink, written);
       });
     } else if (!change.services.empty()) {
-      Restore(f, [&](const RestoreSink& sink) {
-        WritePartialRestore(desired, f, layout, change.services, sink);
+      const auto known = shared_in_kernel_.find(f);
+      Restore(f, [&](const RestoreSink& sink, SharedChainRules* written) {
+        WritePartialRestore(desired, f, layout, change.services, sink,
+                            known == shared_in_kernel_.end() ? nullptr : &known->second,
+                            written);
       });
     }
   }
@@ -338,6 +363,7 @@ void IptablesBackend::Sync(const state::NodeState& desired,
 }
 
 void IptablesBackend::Cleanup() {
+  shared_in_kernel_.clear();
   std::vector<std::string> failures;
   for (Variant v : {Variant::kLegacy, Variant::kNft}) {
     for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {

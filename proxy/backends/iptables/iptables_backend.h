@@ -13,6 +13,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -78,8 +79,11 @@ class IptablesBackend : public Backend {
 
  private:
   LayoutOptions Layout(const state::NodeState& desired, IpFamily family) const;
-  // Runs the restore tool of `family` on what `write` hands its sink.
-  void Restore(IpFamily family, const std::function<void(const RestoreSink&)>& write);
+  // Runs the restore tool of `family` on what `write` hands its sink, and keeps the shared
+  // chains' rules `write` says the text leaves (forgotten when the restore fails).
+  void Restore(IpFamily family,
+               const std::function<void(const RestoreSink&, SharedChainRules*)>& write);
+  void RunRestore(IpFamily family, const std::function<void(const RestoreSink&)>& write);
   std::string Save(IpFamily family, std::string_view table);
   // `iptables -C`: when the tables cannot be read whole.
   bool JumpInstalled(IpFamily family, const JumpRule& rule);
@@ -90,6 +94,10 @@ class IptablesBackend : public Backend {
   Variant variant_;
   IptablesSyncStats stats_;
   bool large_cluster_ = false;
+  // Per family, the shared chains' rules the last restore left (a partial sync rewrites only
+  // those that change). Our shared chains changed by someone else are repaired by the next full
+  // sync (the periodic one at the latest).
+  std::map<IpFamily, SharedChainRules> shared_in_kernel_;
   bool route_localnet_ = false;         // set by us, or found set
   bool route_localnet_warned_ = false;
 };

@@ -506,11 +506,27 @@ void AppendNodePortDispatch(std::vector<std::string>& nat_services, IpFamily fam
   }
 }
 
-using SharedRules = std::array<std::vector<std::string>, kSharedChainCount>;
+using SharedRules = SharedChainRules;
 
 std::vector<std::string>& Shared(SharedRules& shared, SharedChain c) {
   return shared[static_cast<size_t>(c)];
 }
+
+// The shared chains' rules in the kernel before a text (given for partial syncs: the text then
+// leaves out the shared chains whose rules it would write unchanged), and where the text's
+// writer puts the rules they hold after it.
+struct SharedIo {
+  const SharedRules* in_kernel = nullptr;
+  SharedRules* written = nullptr;
+  // Whether shared chain `c`, rendered as `now`, is to be written.
+  bool Write(const SharedRules& now, SharedChain c) const {
+    const auto i = static_cast<size_t>(c);
+    return in_kernel == nullptr || (*in_kernel)[i] != now[i];
+  }
+  void Done(SharedRules& now) const {
+    if (written) *written = std::move(now);
+  }
+};
 
 // `deleted` sorted and without duplicates, plus (full syncs) the service chains among
 // `existing` that no Service wants (`wanted` sorted).
@@ -528,22 +544,29 @@ void SettleDeleted(bool full, std::span<const std::string> existing,
 }
 
 // The filter section, after every Service is rendered.
+// Left out when it would change nothing (a partial sync whose filter chains are as they were).
 void WriteFilter(TextOut& w, IpFamily family, const LayoutOptions& o, SharedRules& shared,
-                 bool full, std::span<const JumpRule> jumps) {
+                 const SharedIo& io, bool full, std::span<const JumpRule> jumps) {
   const bool localhost = family == IpFamily::kV4 && o.localhost_nodeports;
   const std::string mark = Hex(o.masquerade_mark);
-  w.Raw("*filter\n");
-  for (auto c : {kServicesChain, kExternalServicesChain, kNodePortsChain, kProxyFirewallChain}) {
-    w.Declare(c);
+  const std::pair<SharedChain, std::string_view> chains[] = {
+      {SharedChain::kFilterServices, kServicesChain},
+      {SharedChain::kFilterExternalServices, kExternalServicesChain},
+      {SharedChain::kFilterNodePorts, kNodePortsChain},
+      {SharedChain::kFilterProxyFirewall, kProxyFirewallChain}};
+  std::vector<std::pair<SharedChain, std::string_view>> written;
+  for (const auto& c : chains) {
+    if (io.Write(shared, c.first)) written.push_back(c);
   }
+  const std::vector<std::string> jump_lines = JumpLines(jumps, "filter");
+  if (!full && written.empty() && jump_lines.empty()) return;
+  w.Raw("*filter\n");
+  for (const auto& c : written) w.Declare(c.second);
   if (full) {
     w.Declare(kForwardChain);
     if (localhost) w.Declare(kFirewallChain);
   }
-  for (auto c : {SharedChain::kFilterServices, SharedChain::kFilterExternalServices,
-                 SharedChain::kFilterNodePorts, SharedChain::kFilterProxyFirewall}) {
-    w.Lines(Shared(shared, c));
-  }
+  for (const auto& c : written) w.Lines(Shared(shared, c.first));
   if (full) {
     // INVALID packets would otherwise reach a pod un-DNATed (or reset a connection) when
     // conntrack cannot follow them.
@@ -566,7 +589,7 @@ void WriteFilter(TextOut& w, IpFamily family, const LayoutOptions& o, SharedRule
                  .Jump("DROP"));
     }
   }
-  w.Lines(JumpLines(jumps, "filter"));
+  w.Lines(jump_lines);
   w.Raw("COMMIT\n");
 }
 
@@ -595,17 +618,19 @@ void WriteRules(TextOut& w, std::vector<Filled> chains) {
 
 // The restore text, nat first, in one nat section. `rewrite(key)` says whether a Service's
 // chains are written; `full` adds the static chains and deletes the service chains among
-// `existing` that no Service wants.
+// `existing` that no Service wants; `io` leaves out unchanged shared chains (see SharedIo).
 //
 // A pipeline, so that the tool is busy from the start: another thread renders the rules while
 // this one lists the nat chains' names (much cheaper than rendering) and hands their declarations
 // to the sink (and so to the tool, which takes a while over each one); the rules follow, chain by
-// chain in name order; the filter section, which needs every Service rendered, last.
+// chain in name order; the filter section, which needs every Service rendered, last. (When
+// unchanged shared chains are left out, the declarations wait for the rendering: which shared
+// chains are written is known only then.)
 template <typename Rewrite>
 void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
                            Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
                            std::span<const std::string> existing,
-                           std::span<const JumpRule> jumps, TextOut& w) {
+                           std::span<const JumpRule> jumps, const SharedIo& io, TextOut& w) {
   // The rules, rendered on another thread meanwhile.
   SharedRules shared;
   std::vector<Chain> chains;
@@ -644,17 +669,35 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
   SettleDeleted(full, existing, names, deleted);
   const std::vector<Chain> static_chains = full ? StaticNatChains(o) : std::vector<Chain>{};
 
-  std::vector<std::string_view> declared = {kServicesChain, kNodePortsChain};
+  bool rendered = false;
+  auto finish_rendering = [&] {
+    if (rendered) return;
+    rendered = true;
+    renderer.join();
+    if (render_error) std::rethrow_exception(render_error);
+    AppendNodePortDispatch(Shared(shared, SharedChain::kNatServices), family, o);
+  };
+  if (io.in_kernel) finish_rendering();
+  const bool write_services = !rendered || io.Write(shared, SharedChain::kNatServices);
+  const bool write_nodeports = !rendered || io.Write(shared, SharedChain::kNatNodePorts);
+  const std::vector<std::string> jump_lines = JumpLines(jumps, "nat");
+  const bool nat_section = write_services || write_nodeports || !names.empty() ||
+                           !deleted.empty() || !static_chains.empty() || !jump_lines.empty();
+
+  std::vector<std::string_view> declared;
   declared.reserve(names.size() + deleted.size() + 4);
+  if (write_services) declared.push_back(kServicesChain);
+  if (write_nodeports) declared.push_back(kNodePortsChain);
   for (const auto& c : names) declared.push_back(c);
   for (const auto& c : deleted) declared.push_back(c);
   for (const auto& c : static_chains) declared.push_back(c.name);
-  w.Raw("*nat\n");
-  WriteDeclarations(w, std::move(declared));
-  w.Send();  // the tool has work while the rendering ends
+  if (nat_section) {
+    w.Raw("*nat\n");
+    WriteDeclarations(w, std::move(declared));
+    w.Send();  // the tool has work while the rendering ends
+  }
 
-  renderer.join();
-  if (render_error) std::rethrow_exception(render_error);
+  finish_rendering();
   std::sort(chains.begin(), chains.end(),
             [](const Chain& a, const Chain& b) { return a.name < b.name; });
   if (chains.size() != names.size() ||
@@ -662,18 +705,22 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
                   [](const Chain& c, const std::string& n) { return c.name == n; })) {
     throw std::logic_error("iptables layout: the rendered chains are not the declared ones");
   }
-  auto& nat_services = Shared(shared, SharedChain::kNatServices);
-  AppendNodePortDispatch(nat_services, family, o);
-  std::vector<Filled> nat = {{kServicesChain, &nat_services},
-                             {kNodePortsChain, &Shared(shared, SharedChain::kNatNodePorts)}};
-  nat.reserve(chains.size() + 4);
-  for (const auto& c : chains) nat.push_back({c.name, &c.rules});
-  for (const auto& c : static_chains) nat.push_back({c.name, &c.rules});
-  WriteRules(w, std::move(nat));
-  w.Lines(JumpLines(jumps, "nat"));
-  for (const auto& c : deleted) w.Line("-X " + c);
-  w.Raw("COMMIT\n");
-  WriteFilter(w, family, o, shared, full, jumps);
+  if (nat_section) {
+    std::vector<Filled> nat;
+    nat.reserve(chains.size() + 4);
+    if (write_services) nat.push_back({kServicesChain, &Shared(shared, SharedChain::kNatServices)});
+    if (write_nodeports) {
+      nat.push_back({kNodePortsChain, &Shared(shared, SharedChain::kNatNodePorts)});
+    }
+    for (const auto& c : chains) nat.push_back({c.name, &c.rules});
+    for (const auto& c : static_chains) nat.push_back({c.name, &c.rules});
+    WriteRules(w, std::move(nat));
+    w.Lines(jump_lines);
+    for (const auto& c : deleted) w.Line("-X " + c);
+    w.Raw("COMMIT\n");
+  }
+  WriteFilter(w, family, o, shared, io, full, jumps);
+  io.Done(shared);
 }
 
 // The same text with the nat table in several sections (LayoutOptions::nat_section_chains), for
@@ -689,12 +736,12 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
 // either old or new, nothing pointing at a chain that is gone.
 //
 // Rendered Service by Service as the sections go out: the tool parses one while the next is
-// rendered.
+// rendered. Unchanged shared chains left out (`io`), a section with nothing in it is too.
 template <typename Rewrite>
 void RestoreTextSections(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
                          Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
                          std::span<const std::string> existing, std::span<const JumpRule> jumps,
-                         TextOut& w) {
+                         const SharedIo& io, TextOut& w) {
   SharedRules shared;
   std::vector<Chain> group = full ? StaticNatChains(o) : std::vector<Chain>{};
   std::vector<std::string> names;  // of every chain written, for the stale ones
@@ -708,11 +755,14 @@ void RestoreTextSections(const state::NodeState& st, IpFamily family, const Layo
       filled.push_back({c.name, &c.rules});
     }
     for (const auto& c : deleted_chains) declared.push_back(c);
+    const std::vector<std::string> jump_lines =
+        last ? JumpLines(jumps, "nat") : std::vector<std::string>{};
+    if (declared.empty() && jump_lines.empty()) return;
     w.Raw("*nat\n");
     WriteDeclarations(w, std::move(declared));
     WriteRules(w, std::move(filled));
+    w.Lines(jump_lines);
     if (last) {
-      w.Lines(JumpLines(jumps, "nat"));
       for (const auto& c : deleted_chains) w.Line("-X " + c);
     }
     w.Raw("COMMIT\n");
@@ -738,8 +788,12 @@ void RestoreTextSections(const state::NodeState& st, IpFamily family, const Layo
   AppendNodePortDispatch(nat_services, family, o);
   // The Services left over go with the shared chains: a small change is one section.
   const bool few_deleted = deleted.size() <= o.nat_section_chains;
-  write_group({{kServicesChain, &nat_services},
-               {kNodePortsChain, &Shared(shared, SharedChain::kNatNodePorts)}},
+  std::vector<Filled> last;
+  if (io.Write(shared, SharedChain::kNatServices)) last.push_back({kServicesChain, &nat_services});
+  if (io.Write(shared, SharedChain::kNatNodePorts)) {
+    last.push_back({kNodePortsChain, &Shared(shared, SharedChain::kNatNodePorts)});
+  }
+  write_group(std::move(last),
               few_deleted ? std::span<const std::string>(deleted) : std::span<const std::string>(),
               true);
   if (!few_deleted) {
@@ -762,19 +816,22 @@ void RestoreTextSections(const state::NodeState& st, IpFamily family, const Layo
       }
     }
   }
-  WriteFilter(w, family, o, shared, full, jumps);
+  WriteFilter(w, family, o, shared, io, full, jumps);
+  io.Done(shared);
 }
 
 template <typename Rewrite>
 void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
                  Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
                  std::span<const std::string> existing, std::span<const JumpRule> jumps,
-                 const RestoreSink& sink) {
+                 const SharedIo& io, const RestoreSink& sink) {
   TextOut w(sink);
   if (o.nat_section_chains > 0) {
-    RestoreTextSections(st, family, o, rewrite, std::move(deleted), full, existing, jumps, w);
+    RestoreTextSections(st, family, o, rewrite, std::move(deleted), full, existing, jumps, io,
+                        w);
   } else {
-    RestoreTextOneSection(st, family, o, rewrite, std::move(deleted), full, existing, jumps, w);
+    RestoreTextOneSection(st, family, o, rewrite, std::move(deleted), full, existing, jumps, io,
+                          w);
   }
   w.Send();
 }
@@ -839,10 +896,12 @@ ServiceRules RenderService(const state::ServiceState& service, IpFamily family,
 void WriteFullRestore(const state::NodeState& state, IpFamily family,
                       const LayoutOptions& options,
                       std::span<const std::string> existing_nat_chains,
-                      std::span<const JumpRule> missing_jumps, const RestoreSink& sink) {
+                      std::span<const JumpRule> missing_jumps, const RestoreSink& sink,
+                      SharedChainRules* written) {
   RestoreText(
       state, family, options, [](const std::string&) { return true; }, {}, true,
-      existing_nat_chains, missing_jumps, sink);
+      existing_nat_chains, missing_jumps, SharedIo{.in_kernel = nullptr, .written = written},
+      sink);
 }
 
 std::string FullRestoreText(const state::NodeState& state, IpFamily family,
@@ -879,15 +938,17 @@ bool HasJump(std::string_view save_output, const JumpRule& rule) {
 
 std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
                                const LayoutOptions& options,
-                               std::span<const state::ServiceDiff> changed) {
+                               std::span<const state::ServiceDiff> changed,
+                               const SharedChainRules* in_kernel) {
   return Collect([&](const RestoreSink& sink) {
-    WritePartialRestore(desired, family, options, changed, sink);
+    WritePartialRestore(desired, family, options, changed, sink, in_kernel);
   });
 }
 
 void WritePartialRestore(const state::NodeState& desired, IpFamily family,
                          const LayoutOptions& options, std::span<const state::ServiceDiff> changed,
-                         const RestoreSink& sink) {
+                         const RestoreSink& sink, const SharedChainRules* in_kernel,
+                         SharedChainRules* written) {
   std::set<std::string, std::less<>> rewritten;
   std::vector<std::string> deleted;
   for (const auto& diff : changed) {
@@ -905,7 +966,8 @@ void WritePartialRestore(const state::NodeState& desired, IpFamily family,
   }
   RestoreText(
       desired, family, options, [&](const std::string& key) { return rewritten.contains(key); },
-      std::move(deleted), false, {}, {}, sink);
+      std::move(deleted), false, {}, {}, SharedIo{.in_kernel = in_kernel, .written = written},
+      sink);
 }
 
 std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options) {

@@ -21,10 +21,14 @@
 // so chains are stable across restarts and the same as kube-proxy's on the same cluster.
 //
 // Syncs: the shared chains (KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-NODEPORTS,
-// KUBE-PROXY-FIREWALL) hold one or a few rules per service port and are rewritten whole on every
-// sync; a Service's own chains are written only when that Service changed (PartialRestoreText),
-// as kube-proxy's partial syncs do. FullRestoreText is the same text for every Service plus the
-// static chains (and the deletion of stale service chains found in the kernel).
+// KUBE-PROXY-FIREWALL) hold one or a few rules per service port; a full sync writes them whole.
+// A Service's own chains are written only when that Service changed (PartialRestoreText), as
+// kube-proxy's partial syncs do. kube-proxy also rewrites every shared chain on every sync; a
+// partial sync given the shared chains' rules now in the kernel leaves out those it would write
+// unchanged (a one-endpoint change leaves them all: at 30,000 Services nat KUBE-SERVICES alone is
+// 4 MB of restore input, which iptables-nft-restore takes seconds over). FullRestoreText is the
+// same text for every Service plus the static chains (and the deletion of stale service chains
+// found in the kernel).
 #pragma once
 
 #include <array>
@@ -110,6 +114,10 @@ enum class SharedChain : uint8_t {
 };
 inline constexpr size_t kSharedChainCount = 6;
 
+// The rules of the shared chains (by SharedChain) as a restore text leaves them: nat
+// KUBE-SERVICES ends with the NodePort dispatch.
+using SharedChainRules = std::array<std::vector<std::string>, kSharedChainCount>;
+
 // A chain with its rules, each a complete restore line ("-A KUBE-SVC-... -j KUBE-SEP-...").
 struct Chain {
   std::string name;
@@ -149,11 +157,13 @@ using RestoreSink = std::function<void(std::string_view)>;
 // no Service wants any more are deleted. `missing_jumps` are inserted by the same transaction
 // ("-I" lines at the end of their table's section), so installing them costs no extra tool run.
 // WriteFullRestore hands the text to `sink` as it is written (the backend streams it into the
-// tool); FullRestoreText returns it whole.
+// tool) and, given `written`, puts there the shared chains' rules the text writes;
+// FullRestoreText returns the text whole.
 void WriteFullRestore(const state::NodeState& state, IpFamily family,
                       const LayoutOptions& options,
                       std::span<const std::string> existing_nat_chains,
-                      std::span<const JumpRule> missing_jumps, const RestoreSink& sink);
+                      std::span<const JumpRule> missing_jumps, const RestoreSink& sink,
+                      SharedChainRules* written = nullptr);
 std::string FullRestoreText(const state::NodeState& state, IpFamily family,
                             const LayoutOptions& options,
                             std::span<const std::string> existing_nat_chains = {},
@@ -162,13 +172,18 @@ std::string FullRestoreText(const state::NodeState& state, IpFamily family,
 // Input for a partial sync after `changed` (the tracker's diffs; `desired` already holds every
 // `after`): the shared chains rewritten, the changed Services' chains rewritten, and their chains
 // nothing wants any more (removed ports, endpoints, policies) deleted. Other Services' chains
-// are left as they are: a one-endpoint change writes one Service's chains.
+// are left as they are: a one-endpoint change writes one Service's chains. Given `in_kernel`
+// (the shared chains' rules the last restore left, its `written`), only the shared chains whose
+// rules differ are rewritten, and a table with nothing to write is left out. `written` receives
+// the shared chains' rules after this text.
 std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
                                const LayoutOptions& options,
-                               std::span<const state::ServiceDiff> changed);
+                               std::span<const state::ServiceDiff> changed,
+                               const SharedChainRules* in_kernel = nullptr);
 void WritePartialRestore(const state::NodeState& desired, IpFamily family,
                          const LayoutOptions& options, std::span<const state::ServiceDiff> changed,
-                         const RestoreSink& sink);
+                         const RestoreSink& sink, const SharedChainRules* in_kernel = nullptr,
+                         SharedChainRules* written = nullptr);
 
 std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options);
 // The iptables/ip6tables arguments for `rule` with `op` ("-C", "-I", "-D"), waiting up to 5 s

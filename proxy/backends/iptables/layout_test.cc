@@ -956,5 +956,94 @@ TEST(IptablesLayout, SmallChangeInSectionsIsOneSection) {
   EXPECT_EQ(many.nat[1].back(), "-X KUBE-SEP-7UC2XTHCPWYET5QZ");
 }
 
+// The shared chains' rules a full text of `st` leaves.
+SharedChainRules SharedAfterFull(const state::NodeState& st, IpFamily family,
+                                 const LayoutOptions& o) {
+  SharedChainRules written;
+  WriteFullRestore(st, family, o, {}, {}, [](std::string_view) {}, &written);
+  return written;
+}
+
+// Given what the shared chains hold, a partial text leaves out those it would write unchanged:
+// a one-endpoint change is the Service's chains alone, no filter section; one section or several.
+TEST(IptablesLayout, PartialTextLeavesOutUnchangedSharedChains) {
+  EndpointChange c;
+  const auto before = Node({c.web_before, c.db});
+  const auto after = Node({c.web_after, c.db});
+  const std::vector<state::ServiceDiff> diff = {{"ns1/web", c.web_before, c.web_after}};
+  const SharedChainRules in_kernel = SharedAfterFull(before, IpFamily::kV4, Opts());
+  const std::string expected = R"(*nat
+:KUBE-SVC-PPBSTXGMF4OXFMWK - [0:0]
+:KUBE-SEP-BF4QWWKRAYUTLP6J - [0:0]
+:KUBE-SEP-7UC2XTHCPWYET5QZ - [0:0]
+:KUBE-SEP-5M3UK7KXO4MOBXUS - [0:0]
+-A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -s 10.180.0.1 -j KUBE-MARK-MASQ
+-A KUBE-SEP-5M3UK7KXO4MOBXUS -m comment --comment ns1/web:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80
+-A KUBE-SEP-BF4QWWKRAYUTLP6J -m comment --comment ns1/web:p80 -s 10.180.0.3 -j KUBE-MARK-MASQ
+-A KUBE-SEP-BF4QWWKRAYUTLP6J -m comment --comment ns1/web:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.3:80
+-A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ
+-A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 -> 10.180.0.1:80" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-5M3UK7KXO4MOBXUS
+-A KUBE-SVC-PPBSTXGMF4OXFMWK -m comment --comment "ns1/web:p80 -> 10.180.0.3:80" -j KUBE-SEP-BF4QWWKRAYUTLP6J
+-X KUBE-SEP-7UC2XTHCPWYET5QZ
+COMMIT
+)";
+  EXPECT_EQ(PartialRestoreText(after, IpFamily::kV4, Opts(), diff, &in_kernel), expected);
+  LayoutOptions split = Opts();
+  for (size_t chains : {size_t{1000}, size_t{1}}) {
+    split.nat_section_chains = chains;
+    const std::string text = PartialRestoreText(after, IpFamily::kV4, split, diff, &in_kernel);
+    EXPECT_EQ(Split(text).lines, Split(expected).lines) << text;
+    EXPECT_EQ(text.find("*filter"), std::string::npos) << text;
+  }
+  // What the shared chains hold after it: as before, and as after a full text of `after`.
+  SharedChainRules written;
+  WritePartialRestore(after, IpFamily::kV4, Opts(), diff, [](std::string_view) {}, &in_kernel,
+                      &written);
+  EXPECT_EQ(written, in_kernel);
+  EXPECT_EQ(written, SharedAfterFull(after, IpFamily::kV4, Opts()));
+  // The other family has nothing to write.
+  const SharedChainRules v6 = SharedAfterFull(before, IpFamily::kV6, Opts());
+  EXPECT_EQ(PartialRestoreText(after, IpFamily::kV6, Opts(), diff, &v6), "");
+  // Without what the kernel holds, every shared chain is written, as kube-proxy does.
+  EXPECT_NE(PartialRestoreText(after, IpFamily::kV4, Opts(), diff).find("*filter"),
+            std::string::npos);
+}
+
+// A change that does touch shared chains rewrites those, whole, and only those.
+TEST(IptablesLayout, PartialTextRewritesTheSharedChainsThatChange) {
+  EndpointChange c;
+  const auto before = Node({c.web_before, c.db});
+  auto empty_port = Port("ns1", "web", "172.30.0.41", 80, {});
+  const auto web_empty = Svc({empty_port});
+  const auto after = Node({web_empty, c.db});
+  const std::vector<state::ServiceDiff> diff = {{"ns1/web", c.web_before, web_empty}};
+  for (size_t chains : {size_t{0}, size_t{1}}) {
+    LayoutOptions o = Opts();
+    o.nat_section_chains = chains;
+    const SharedChainRules in_kernel = SharedAfterFull(before, IpFamily::kV4, o);
+    const std::string text = PartialRestoreText(after, IpFamily::kV4, o, diff, &in_kernel);
+    // nat KUBE-SERVICES without web's rule, filter KUBE-SERVICES with its REJECT; the
+    // NodePort chains and the other filter chains as they were.
+    const Sections s = Split(text);
+    EXPECT_EQ(s.lines.count(":KUBE-SERVICES - [0:0]"), 2u) << text;
+    EXPECT_EQ(text.find(":KUBE-NODEPORTS"), std::string::npos) << text;
+    EXPECT_EQ(text.find(":KUBE-EXTERNAL-SERVICES"), std::string::npos) << text;
+    EXPECT_EQ(text.find(":KUBE-PROXY-FIREWALL"), std::string::npos) << text;
+    EXPECT_NE(text.find("-A KUBE-SERVICES -m comment --comment \"ns1/web:p80 has no "
+                        "endpoints\""),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("-A KUBE-SERVICES -m comment --comment \"ns1/db:p5432 cluster IP\""),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("kubernetes service nodeports"), std::string::npos) << text;
+    EXPECT_NE(text.find("-X KUBE-SVC-PPBSTXGMF4OXFMWK"), std::string::npos) << text;
+    SharedChainRules written;
+    WritePartialRestore(after, IpFamily::kV4, o, diff, [](std::string_view) {}, &in_kernel,
+                        &written);
+    EXPECT_EQ(written, SharedAfterFull(after, IpFamily::kV4, o));
+  }
+}
+
 }  // namespace
 }  // namespace sluice::proxy::iptables

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -429,6 +430,75 @@ TEST_P(BackendKernelTest, ManyServicesFullSyncs) {
   });
 }
 
+// The KUBE- lines of iptables-save output (nat and filter), sorted: the rules whatever order the
+// tool lists the chains in.
+std::vector<std::string> KubeLines(const std::string& save_output) {
+  std::vector<std::string> out;
+  std::istringstream in(save_output);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("KUBE-") != std::string::npos) out.push_back(line);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Partial syncs write only the shared chains whose rules change (a one-endpoint change: none)
+// and leave the tables as a full sync of the same state does.
+TEST_P(BackendKernelTest, PartialSyncsLeaveWhatAFullSyncWould) {
+  SLUICE_IN_FRESH_NETNS([&] {
+    IptablesOptions o;
+    o.variant = variant();
+    o.families = {IpFamily::kV4};
+    IptablesBackend backend(o);
+    auto web = Port("web", "172.30.0.41", 80, {Ep("10.180.0.1", 8080), Ep("10.180.0.2", 8080)});
+    auto db = Port("db", "172.30.0.42", 5432, {Ep("10.180.0.9", 5432)});
+    state::NodeState st;
+    for (auto* p : {&web, &db}) {
+      auto s = Svc(*p);
+      st.services[s->key] = s;
+    }
+    state::NodeStateChange full;
+    full.full = true;
+    backend.Sync(st, full);
+    const auto both = [&] {
+      return KubeLines(Nat() + RunCommand({tools_.save, "-t", "filter"}));
+    };
+    auto change = [&](const std::string& key, state::ServiceStatePtr after) {
+      state::NodeStateChange partial;
+      partial.services.push_back(state::ServiceDiff{
+          key, st.services.contains(key) ? st.services.at(key) : nullptr, after});
+      if (after) {
+        st.services[key] = after;
+      } else {
+        st.services.erase(key);
+      }
+      backend.Sync(st, partial);
+      EXPECT_FALSE(backend.last_sync().full);
+    };
+
+    // One endpoint replaced: web's chains alone, a few hundred bytes.
+    web.cluster_endpoints[1] = Ep("10.180.0.3", 8080);
+    change("ns/web", Svc(web));
+    EXPECT_EQ(backend.last_sync().tool_runs, 1u);
+    EXPECT_LT(backend.last_sync().bytes, 1500u);
+    const std::vector<std::string> after_endpoint = both();
+    EXPECT_TRUE(Has(Nat(), "--to-destination 10.180.0.3:8080")) << Nat();
+    // web loses its endpoints (REJECT in filter KUBE-SERVICES), db goes, a NodePort comes.
+    change("ns/web", Svc(Port("web", "172.30.0.41", 80, {})));
+    change("ns/db", nullptr);
+    auto np = Port("np", "172.30.0.50", 80, {Ep("10.180.0.7", 80)});
+    np.node_port = 30080;
+    change("ns/np", Svc(np));
+    const std::vector<std::string> after_partials = both();
+    EXPECT_TRUE(Has(RunCommand({tools_.save, "-t", "filter"}), "ns/web:p has no endpoints"));
+    EXPECT_TRUE(Has(Nat(), "-A KUBE-NODEPORTS")) << Nat();
+    EXPECT_FALSE(Has(Nat(), "ns/db")) << Nat();
+    backend.Sync(st, full);
+    EXPECT_EQ(after_partials, both());
+    EXPECT_NE(after_endpoint, after_partials);
+  });
+}
+
 // `times` full syncs of a new IPv4 backend of `variant` to one Service, web (172.30.0.41:80 ->
 // 10.180.0.1:8080); returns the name of the Service's cluster chain.
 std::string FullSyncsOfOneService(Variant variant, int times) {
@@ -455,7 +525,9 @@ TEST_P(BackendKernelTest, FullSyncReadsAndDeletesManyChainsCreatedInNameOrder) {
   SLUICE_IN_FRESH_NETNS([&] {
     std::string text = "*nat\n";
     std::vector<std::string> chains;
-    for (int i = 0; i < 20000; ++i) chains.push_back("KUBE-SEP-ORDERED" + std::to_string(100000 + i));
+    for (int i = 0; i < 20000; ++i) {
+      chains.push_back("KUBE-SEP-ORDERED" + std::to_string(100000 + i));
+    }
     for (const auto& c : chains) text += ":" + c + " - [0:0]\n";
     text += "COMMIT\n";
     const TextFile ordered(text);
