@@ -121,17 +121,20 @@ def ruleset_size(tables):
 JUMP = re.compile(r" -[jg] (\S+)")
 
 
-def change_restore_text(before, after):
+def change_restore_text(before, after, every_shared_chain=True):
     """`iptables-restore --noflush` text turning `before` into `after` the way kube-proxy's
     partial sync does: per table, the shared chains rewritten whole; every chain of a changed
     Service rewritten (the service chains that differ or are new, and the service chains they
     jump to: a KUBE-SVC- chain's KUBE-SEP- chains); chains gone declared (flushed) and deleted.
-    Returns the text and what it touches ("unexpected": other chains that changed, which no
-    partial sync writes)."""
-    out, touched = [], {"chains": 0, "rules": 0, "deleted": 0, "unexpected": []}
+    Without `every_shared_chain`, the agent's partial sync: only the shared chains that differ,
+    and no section for a table with nothing to write. Returns the text and what it touches
+    ("shared": shared chains written; "unexpected": other chains that changed, which no partial
+    sync writes)."""
+    out, touched = [], {"chains": 0, "rules": 0, "deleted": 0, "shared": 0, "unexpected": []}
     for table in sorted(set(before) | set(after)):
         b, a = before.get(table, {}), after.get(table, {})
-        shared = [c for c in SHARED_CHAINS.get(table, []) if c in a]
+        shared = [c for c in SHARED_CHAINS.get(table, [])
+                  if c in a and (every_shared_chain or a[c] != b.get(c))]
         touched["unexpected"] += [f"{table} {c}" for c in a if c in b and a[c] != b[c]
                                   and not c.startswith(SERVICE_CHAIN_PREFIXES) and c not in shared]
         changed = [c for c in a if c.startswith(SERVICE_CHAIN_PREFIXES) and a[c] != b.get(c)]
@@ -156,6 +159,7 @@ def change_restore_text(before, after):
         touched["chains"] += len(rewrite)
         touched["rules"] += sum(len(a[c]) for c in rewrite)
         touched["deleted"] += len(gone)
+        touched["shared"] += len(shared)
     return "".join(line + "\n" for line in out), touched
 
 
@@ -436,7 +440,10 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work, peer, r
     bare tool then runs in `peer` (holding the same rules) right away, so that each pair is
     measured under the same conditions. With `ref_changes` (another variant's changes, the same
     ones: the picks depend on the size only) their restore texts are used and nothing is read
-    back. Returns the agent's figures, the bare times (ms) and the final rules (None then)."""
+    back. Two bare texts per change: the agent's work (the shared chains only where they change,
+    none for one endpoint), the pair's peer, and then kube-proxy's (every shared chain rewritten
+    as well). Returns the agent's figures (each with the kube-proxy text's time), the bare times
+    (ms) of the agent's work and the final rules (None then)."""
     tool = VARIANTS[variant][0]
     bare_ms = []
     rng = random.Random(size)
@@ -466,29 +473,37 @@ def endpoint_changes(args, size, variant, manifests, agent, state, work, peer, r
             if ref["service"] != pnb.service_name(i) or ref["endpoint"] != f"{old} -> {ips[j]}":
                 raise RuntimeError(f"change {k + 1} is not the reference run's: {ref['service']} "
                                    f"{ref['endpoint']}")
-            path, touched, save_s = ref["restore_text"], ref["touched"], float("nan")
+            path, kp_path = ref["restore_text"], ref["kube_proxy_text"]
+            touched, save_s = ref["touched"], float("nan")
         else:
             text, save_s = save(agent.ns, variant)
             after = parse_save(text)
-            tx, touched = change_restore_text(state, after)
-            state = after
             path = os.path.join(work, f"change-{variant}{k:02d}.iptables")
+            kp_path = os.path.join(work, f"change-{variant}{k:02d}-kube-proxy.iptables")
+            tx, touched = change_restore_text(state, after, every_shared_chain=False)
             with open(path, "w") as f:
                 f.write(tx)
+            with open(kp_path, "w") as f:
+                f.write(change_restore_text(state, after)[0])
+            state = after
         pnb.settle(args.settle)
         s, _ = pnb.timed(peer, [tool] + RESTORE_FLAGS, path, timeout=args.cap)
         bare_ms.append(s * 1000)
+        pnb.settle(args.settle)
+        s, _ = pnb.timed(peer, [tool] + RESTORE_FLAGS, kp_path, timeout=args.cap)
         figures = sync_figures(sync)
         figures.update({"service": pnb.service_name(i), "endpoint": f"{old} -> {ips[j]}",
-                        "write_to_sync_ms": e2e_ms, "restore_text": path, "touched": touched,
-                        "save_s": save_s})
+                        "write_to_sync_ms": e2e_ms, "restore_text": path,
+                        "kube_proxy_text": kp_path, "kube_proxy_text_ms": s * 1000,
+                        "touched": touched, "save_s": save_s})
         results.append(figures)
         log(f"  change {k + 1}/{len(picks)} {pnb.service_name(i)} {old} -> {ips[j]}: "
             f"{sync['backend']} in {sync['backend_us']:,} us{' (full!)' if figures['full'] else ''}"
             f" ({figures['tool_runs']} tool runs, {figures['restore_bytes']} bytes)"
             f", write to sync line {e2e_ms:.1f} ms; the same as restore text: "
-            f"{touched['chains']} chains, {touched['rules']} rules, {touched['deleted']} deleted"
-            f"; {tool} of it {bare_ms[-1]:.1f} ms")
+            f"{touched['chains']} chains, {touched['rules']} rules, {touched['deleted']} deleted, "
+            f"{touched['shared']} shared; {tool} of it {bare_ms[-1]:.1f} ms, of kube-proxy's "
+            f"text {figures['kube_proxy_text_ms']:.1f} ms")
         if figures["full"]:
             log(f"  warning: change {k + 1} made a full sync: {sync['line']}")
         if touched["unexpected"]:
@@ -553,7 +568,8 @@ def bench_variant(args, size, variant, manifests, plain_path, work, res, ref=Non
         if res["bare_changes_same_rules"] is False:
             log("  warning: after the bare partial restores the rules differ from the agent's")
     log(f"  {tool} of the same changes: p50 {med(res['bare_change_ms']):.1f} ms, "
-        f"p90 {pct(res['bare_change_ms'], 90):.1f} ms")
+        f"p90 {pct(res['bare_change_ms'], 90):.1f} ms; of kube-proxy's texts for them: p50 "
+        f"{med([c['kube_proxy_text_ms'] for c in res['changes']]):.1f} ms")
     NETNS.delete(peer)
     return res
 
@@ -662,6 +678,10 @@ def variant_rows(res, args):
              ("bare restore of the same, p50 / p90", p50_p90(bare_ch)),
              ("  sluice / bare, p50 / p90", f"{vs(50)} / {vs(90)}" if ch and bare_ch else "-"),
              ("  sluice / bare, median of the paired changes", paired(ours_ch, bare_ch)),
+             ("bare restore of kube-proxy's partial text, p50 / p90",
+              p50_p90([c["kube_proxy_text_ms"] for c in ch])),
+             ("  sluice / bare (kube-proxy's text), p50",
+              ratio(med(ours_ch), med([c["kube_proxy_text_ms"] for c in ch])) if ch else "-"),
              ("  file write to sync line, p50 / p90",
               p50_p90([c["write_to_sync_ms"] for c in ch]))]
     conn = res.get("connections")
@@ -726,15 +746,15 @@ def report(res, args):
                 print(f"  {v}: note: {what} did not end with the agent's rules")
             elif key in r and r[key] is None:
                 print(f"  {v}: note: {what} could not be read back, so were not compared")
-        touched = {(c["touched"]["chains"], c["touched"]["rules"], c["touched"]["deleted"])
-                   for c in r.get("changes", [])}
+        touched = {(c["touched"]["chains"], c["touched"]["rules"], c["touched"]["deleted"],
+                    c["touched"]["shared"]) for c in r.get("changes", [])}
         unexpected = sorted({u for c in r.get("changes", []) for u in c["touched"]["unexpected"]})
         if unexpected:
             print(f"  {v}: note: a one-endpoint change also changed {', '.join(unexpected)}")
         if touched:
             print(f"  {v}: a one-endpoint change rewrote (service chains, their rules, chains "
-                  "deleted): " + ", ".join(str(t) for t in sorted(touched))
-                  + " + the shared chains")
+                  "deleted, shared chains): " + ", ".join(str(t) for t in sorted(touched))
+                  + "; kube-proxy's text rewrites every shared chain too")
         full = [c for c in r.get("changes", []) if c["full"]]
         if full:
             print(f"  {v}: note: {len(full)} of the changes made a full sync")
