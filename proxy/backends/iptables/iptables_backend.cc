@@ -216,10 +216,11 @@ bool IptablesBackend::RouteLocalnet() {
 }
 
 void IptablesBackend::Restore(
-    IpFamily family, const std::function<void(const RestoreSink&, SharedChainRules*)>& write) {
+    IpFamily family, bool start_first,
+    const std::function<void(const RestoreSink&, SharedChainRules*)>& write) {
   SharedChainRules written;
   try {
-    RunRestore(family, [&](const RestoreSink& sink) { write(sink, &written); });
+    RunRestore(family, start_first, [&](const RestoreSink& sink) { write(sink, &written); });
   } catch (...) {
     shared_in_kernel_.erase(family);  // unknown now; the next sync, full, writes them whole
     throw;
@@ -227,24 +228,27 @@ void IptablesBackend::Restore(
   shared_in_kernel_[family] = std::move(written);
 }
 
-void IptablesBackend::RunRestore(IpFamily family,
+void IptablesBackend::RunRestore(IpFamily family, bool start_first,
                                  const std::function<void(const RestoreSink&)>& write) {
   const std::string tool = Tool(variant_, family, "restore");
   // The text goes into the pipe as it is written: the tool parses the first part while the rest
-  // is rendered, and the rules are never joined into one text. The tool starts with the first
-  // piece: a text with nothing to change (a partial sync touching the other family only) runs
-  // no tool.
+  // is rendered, and the rules are never joined into one text. With `start_first` the tool
+  // starts before the text is rendered (its start-up and, with iptables-legacy, its read of the
+  // table overlap the rendering); else with the first piece, so that a text with nothing to
+  // change (a partial sync of Services of the other family only) runs no tool.
   const auto start = std::chrono::steady_clock::now();
   std::optional<FedProcess> process;
+  auto start_tool = [&] {
+    process.emplace(std::vector<std::string>{tool, "-w", "5", "--noflush"}, kRestoreTimeout);
+    ++stats_.tool_runs;
+  };
+  if (start_first) start_tool();
   size_t bytes = 0;
   std::chrono::steady_clock::time_point first{};
   write([&](std::string_view piece) {
     if (piece.empty()) return;
-    if (!process) {
-      first = std::chrono::steady_clock::now();
-      process.emplace(std::vector<std::string>{tool, "-w", "5", "--noflush"}, kRestoreTimeout);
-      ++stats_.tool_runs;
-    }
+    if (bytes == 0) first = std::chrono::steady_clock::now();
+    if (!process) start_tool();
     bytes += piece.size();
     process->Write(piece);  // a tool gone early: the rest is dropped, Finish says why
   });
@@ -346,12 +350,20 @@ void IptablesBackend::Sync(const state::NodeState& desired,
         }
       }
       const std::vector<std::string> existing = ChainNames(nat);
-      Restore(f, [&](const RestoreSink& sink, SharedChainRules* written) {
+      Restore(f, true, [&](const RestoreSink& sink, SharedChainRules* written) {
         WriteFullRestore(desired, f, layout, existing, missing, sink, written);
       });
     } else if (!change.services.empty()) {
       const auto known = shared_in_kernel_.find(f);
-      Restore(f, [&](const RestoreSink& sink, SharedChainRules* written) {
+      // A changed Service with a port of this family has chains to write or delete.
+      bool has_port = false;
+      for (const auto& diff : change.services) {
+        for (const auto* s : {diff.before.get(), diff.after.get()}) {
+          if (!s) continue;
+          for (const auto& p : s->ports) has_port = has_port || p.family == f;
+        }
+      }
+      Restore(f, has_port, [&](const RestoreSink& sink, SharedChainRules* written) {
         WritePartialRestore(desired, f, layout, change.services, sink,
                             known == shared_in_kernel_.end() ? nullptr : &known->second,
                             written);

@@ -81,9 +81,11 @@ class IptablesBackend : public Backend {
   LayoutOptions Layout(const state::NodeState& desired, IpFamily family) const;
   // Runs the restore tool of `family` on what `write` hands its sink, and keeps the shared
   // chains' rules `write` says the text leaves (forgotten when the restore fails).
-  void Restore(IpFamily family,
+  // `start_first`: start the tool before the text is rendered (when it will not be empty).
+  void Restore(IpFamily family, bool start_first,
                const std::function<void(const RestoreSink&, SharedChainRules*)>& write);
-  void RunRestore(IpFamily family, const std::function<void(const RestoreSink&)>& write);
+  void RunRestore(IpFamily family, bool start_first,
+                  const std::function<void(const RestoreSink&)>& write);
   std::string Save(IpFamily family, std::string_view table);
   // `iptables -C`: when the tables cannot be read whole.
   bool JumpInstalled(IpFamily family, const JumpRule& rule);

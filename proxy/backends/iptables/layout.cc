@@ -624,8 +624,8 @@ void WriteRules(TextOut& w, std::vector<Filled> chains) {
 // this one lists the nat chains' names (much cheaper than rendering) and hands their declarations
 // to the sink (and so to the tool, which takes a while over each one); the rules follow, chain by
 // chain in name order; the filter section, which needs every Service rendered, last. (When
-// unchanged shared chains are left out, the declarations wait for the rendering: which shared
-// chains are written is known only then.)
+// unchanged shared chains are left out, which of them are written is known only once every
+// Service is rendered: their declarations follow the others then.)
 template <typename Rewrite>
 void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
                            Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
@@ -669,21 +669,9 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
   SettleDeleted(full, existing, names, deleted);
   const std::vector<Chain> static_chains = full ? StaticNatChains(o) : std::vector<Chain>{};
 
-  bool rendered = false;
-  auto finish_rendering = [&] {
-    if (rendered) return;
-    rendered = true;
-    renderer.join();
-    if (render_error) std::rethrow_exception(render_error);
-    AppendNodePortDispatch(Shared(shared, SharedChain::kNatServices), family, o);
-  };
-  if (io.in_kernel) finish_rendering();
-  const bool write_services = !rendered || io.Write(shared, SharedChain::kNatServices);
-  const bool write_nodeports = !rendered || io.Write(shared, SharedChain::kNatNodePorts);
-  const std::vector<std::string> jump_lines = JumpLines(jumps, "nat");
-  const bool nat_section = write_services || write_nodeports || !names.empty() ||
-                           !deleted.empty() || !static_chains.empty() || !jump_lines.empty();
-
+  // Without `io.in_kernel` both shared chains are written: declared with the others.
+  bool write_services = io.in_kernel == nullptr;
+  bool write_nodeports = io.in_kernel == nullptr;
   std::vector<std::string_view> declared;
   declared.reserve(names.size() + deleted.size() + 4);
   if (write_services) declared.push_back(kServicesChain);
@@ -691,13 +679,27 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
   for (const auto& c : names) declared.push_back(c);
   for (const auto& c : deleted) declared.push_back(c);
   for (const auto& c : static_chains) declared.push_back(c.name);
+  bool nat_section = !declared.empty();
   if (nat_section) {
     w.Raw("*nat\n");
     WriteDeclarations(w, std::move(declared));
     w.Send();  // the tool has work while the rendering ends
   }
 
-  finish_rendering();
+  renderer.join();
+  if (render_error) std::rethrow_exception(render_error);
+  AppendNodePortDispatch(Shared(shared, SharedChain::kNatServices), family, o);
+  if (io.in_kernel) {
+    write_services = io.Write(shared, SharedChain::kNatServices);
+    write_nodeports = io.Write(shared, SharedChain::kNatNodePorts);
+    std::vector<std::string_view> more;
+    if (write_services) more.push_back(kServicesChain);
+    if (write_nodeports) more.push_back(kNodePortsChain);
+    if (!more.empty() && !nat_section) w.Raw("*nat\n");
+    nat_section = nat_section || !more.empty();
+    WriteDeclarations(w, std::move(more));
+  }
+  const std::vector<std::string> jump_lines = JumpLines(jumps, "nat");  // full syncs only
   std::sort(chains.begin(), chains.end(),
             [](const Chain& a, const Chain& b) { return a.name < b.name; });
   if (chains.size() != names.size() ||
