@@ -18,11 +18,12 @@ Services of 10 endpoints each. Per size and variant:
      own);
   2. one-endpoint change: --changes times one Service's manifest rewritten with one endpoint
      replaced; the agent's "iptables in N us" for that partial sync (p50, p90), against the bare
-     tool running what kube-proxy's partial sync writes for that change (the shared chains
-     KUBE-SERVICES, KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL rewritten, the
-     changed Service's KUBE-SVC/KUBE-SEP chains rewritten, the replaced endpoint's chain
-     deleted; taken from the rules read back before and after the agent's sync) in a namespace
-     holding the same full layout;
+     tool doing the same work (the changed Service's KUBE-SVC/KUBE-SEP chains rewritten, the
+     replaced endpoint's chain deleted, the shared chains only where they change: not for one
+     endpoint) and then running what kube-proxy's partial sync writes for that change (the same
+     plus the shared chains KUBE-SERVICES, KUBE-NODEPORTS, KUBE-EXTERNAL-SERVICES,
+     KUBE-PROXY-FIREWALL rewritten); both taken from the rules read back before and after the
+     agent's sync, in a namespace holding the same full layout;
   3. connection rate: new TCP connections per second to the last Service's ClusterIP through the
      agent's rules, against the same client connecting to one endpoint directly
      (proxy_nftables_bench.connection_rate, sluice-connrate);
