@@ -405,6 +405,12 @@ class TestApiServer:
         rt.epoch += 1
         with rt.store.cond:
             rt.store.cond.notify_all()
+            # Open watches cut themselves mid-chunk (abort_stream) before the sockets are shut
+            # down: a bare shutdown can fall on a chunk boundary, which Python's http.client
+            # reads as a clean end of the stream.
+            deadline = time.monotonic() + 2.0
+            while rt.store.watchers and time.monotonic() < deadline:
+                rt.store.cond.wait(0.02)
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
