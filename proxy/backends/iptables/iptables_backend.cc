@@ -217,15 +217,15 @@ bool IptablesBackend::RouteLocalnet() {
 
 void IptablesBackend::Restore(
     IpFamily family, bool start_first,
-    const std::function<void(const RestoreSink&, SharedChainRules*)>& write) {
-  SharedChainRules written;
+    const std::function<void(const RestoreSink&, SharedChainState*)>& write) {
+  // The text updates it as it is written: right once the tool has applied the text.
+  SharedChainState& shared = shared_in_kernel_[family];
   try {
-    RunRestore(family, start_first, [&](const RestoreSink& sink) { write(sink, &written); });
+    RunRestore(family, start_first, [&](const RestoreSink& sink) { write(sink, &shared); });
   } catch (...) {
     shared_in_kernel_.erase(family);  // unknown now; the next sync, full, writes them whole
     throw;
   }
-  shared_in_kernel_[family] = std::move(written);
 }
 
 void IptablesBackend::RunRestore(IpFamily family, bool start_first,
@@ -350,11 +350,10 @@ void IptablesBackend::Sync(const state::NodeState& desired,
         }
       }
       const std::vector<std::string> existing = ChainNames(nat);
-      Restore(f, true, [&](const RestoreSink& sink, SharedChainRules* written) {
-        WriteFullRestore(desired, f, layout, existing, missing, sink, written);
+      Restore(f, true, [&](const RestoreSink& sink, SharedChainState* shared) {
+        WriteFullRestore(desired, f, layout, existing, missing, sink, shared);
       });
     } else if (!change.services.empty()) {
-      const auto known = shared_in_kernel_.find(f);
       // A changed Service with a port of this family has chains to write or delete.
       bool has_port = false;
       for (const auto& diff : change.services) {
@@ -363,10 +362,8 @@ void IptablesBackend::Sync(const state::NodeState& desired,
           for (const auto& p : s->ports) has_port = has_port || p.family == f;
         }
       }
-      Restore(f, has_port, [&](const RestoreSink& sink, SharedChainRules* written) {
-        WritePartialRestore(desired, f, layout, change.services, sink,
-                            known == shared_in_kernel_.end() ? nullptr : &known->second,
-                            written);
+      Restore(f, has_port, [&](const RestoreSink& sink, SharedChainState* shared) {
+        WritePartialRestore(desired, f, layout, change.services, sink, shared);
       });
     }
   }

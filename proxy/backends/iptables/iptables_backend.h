@@ -79,11 +79,11 @@ class IptablesBackend : public Backend {
 
  private:
   LayoutOptions Layout(const state::NodeState& desired, IpFamily family) const;
-  // Runs the restore tool of `family` on what `write` hands its sink, and keeps the shared
-  // chains' rules `write` says the text leaves (forgotten when the restore fails).
+  // Runs the restore tool of `family` on what `write` hands its sink; `write` updates the shared
+  // chains' state to what the text leaves (forgotten when the restore fails).
   // `start_first`: start the tool before the text is rendered (when it will not be empty).
   void Restore(IpFamily family, bool start_first,
-               const std::function<void(const RestoreSink&, SharedChainRules*)>& write);
+               const std::function<void(const RestoreSink&, SharedChainState*)>& write);
   void RunRestore(IpFamily family, bool start_first,
                   const std::function<void(const RestoreSink&)>& write);
   std::string Save(IpFamily family, std::string_view table);
@@ -96,10 +96,11 @@ class IptablesBackend : public Backend {
   Variant variant_;
   IptablesSyncStats stats_;
   bool large_cluster_ = false;
-  // Per family, the shared chains' rules the last restore left (a partial sync rewrites only
-  // those that change). Our shared chains changed by someone else are repaired by the next full
-  // sync (the periodic one at the latest).
-  std::map<IpFamily, SharedChainRules> shared_in_kernel_;
+  // Per family, the shared chains' rules the last restore left, Service by Service (a partial
+  // sync renders only the changed Services and rewrites only the shared chains that change).
+  // Our shared chains changed by someone else are repaired by the next full sync (the periodic
+  // one at the latest).
+  std::map<IpFamily, SharedChainState> shared_in_kernel_;
   bool route_localnet_ = false;         // set by us, or found set
   bool route_localnet_warned_ = false;
 };

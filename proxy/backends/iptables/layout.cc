@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <iterator>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -506,26 +507,92 @@ void AppendNodePortDispatch(std::vector<std::string>& nat_services, IpFamily fam
   }
 }
 
-using SharedRules = SharedChainRules;
-
-std::vector<std::string>& Shared(SharedRules& shared, SharedChain c) {
-  return shared[static_cast<size_t>(c)];
-}
-
-// The shared chains' rules in the kernel before a text (given for partial syncs: the text then
-// leaves out the shared chains whose rules it would write unchanged), and where the text's
-// writer puts the rules they hold after it.
-struct SharedIo {
-  const SharedRules* in_kernel = nullptr;
-  SharedRules* written = nullptr;
-  // Whether shared chain `c`, rendered as `now`, is to be written.
-  bool Write(const SharedRules& now, SharedChain c) const {
-    const auto i = static_cast<size_t>(c);
-    return in_kernel == nullptr || (*in_kernel)[i] != now[i];
+// The shared chains' rules for one text, and which of them it writes. Without a state known
+// for the text's options, node and family (full syncs, a first partial sync, changed options),
+// every Service is rendered and every shared chain written, as kube-proxy does. With one, only
+// the changed Services are rendered (the others' rules are the state's) and only the shared
+// chains whose rules change are written. A state given ends as the text leaves the chains.
+class SharedCollector {
+ public:
+  SharedCollector(SharedChainState* state, bool full, IpFamily family, const LayoutOptions& o,
+                  const state::NodeInfo& node)
+      : state_(state),
+        family_(family),
+        o_(o),
+        cached_(state != nullptr && !full && state->known && state->family == family &&
+                SameRules(state->options, o) && state->node == node) {
+    if (state_ != nullptr && !cached_) {
+      *state_ = SharedChainState{.known = false, .family = family, .options = o, .node = node};
+    }
+    write_.fill(!cached_);
   }
-  void Done(SharedRules& now) const {
-    if (written) *written = std::move(now);
+
+  // Whether only the changed Services are rendered (and the shared chains written decided once
+  // they are).
+  bool cached() const { return cached_; }
+
+  // A rendered Service's rules, Services in key order. When cached(), also each changed Service
+  // that is gone (no rules).
+  void Add(const std::string& key, SharedChainRules rules) {
+    const bool none = std::all_of(rules.begin(), rules.end(),
+                                  [](const std::vector<std::string>& r) { return r.empty(); });
+    if (cached_) {
+      auto it = state_->services.find(key);
+      static const SharedChainRules kNone;
+      const SharedChainRules& before = it == state_->services.end() ? kNone : it->second;
+      for (size_t i = 0; i < kSharedChainCount; ++i) write_[i] = write_[i] || before[i] != rules[i];
+      if (none) {
+        if (it != state_->services.end()) state_->services.erase(it);
+      } else if (it == state_->services.end()) {
+        state_->services.emplace(key, std::move(rules));
+      } else {
+        it->second = std::move(rules);
+      }
+      return;
+    }
+    for (size_t i = 0; i < kSharedChainCount; ++i) {
+      if (state_ != nullptr) {
+        rules_[i].insert(rules_[i].end(), rules[i].begin(), rules[i].end());
+      } else {
+        std::move(rules[i].begin(), rules[i].end(), std::back_inserter(rules_[i]));
+      }
+    }
+    if (state_ != nullptr && !none) {
+      state_->services.emplace_hint(state_->services.end(), key, std::move(rules));
+    }
   }
+
+  // After the last Add: the rules of the chains written, nat KUBE-SERVICES ending with the
+  // NodePort dispatch.
+  void Finish() {
+    if (cached_ && std::find(write_.begin(), write_.end(), true) != write_.end()) {
+      for (const auto& [key, rules] : state_->services) {
+        for (size_t i = 0; i < kSharedChainCount; ++i) {
+          if (write_[i]) rules_[i].insert(rules_[i].end(), rules[i].begin(), rules[i].end());
+        }
+      }
+    }
+    AppendNodePortDispatch(rules_[Index(SharedChain::kNatServices)], family_, o_);
+    if (state_ != nullptr) state_->known = true;
+  }
+
+  // Whether shared chain `c` is written (when cached(), known after Finish()), and its rules.
+  bool Write(SharedChain c) const { return write_[Index(c)]; }
+  const std::vector<std::string>& Rules(SharedChain c) const { return rules_[Index(c)]; }
+
+ private:
+  static size_t Index(SharedChain c) { return static_cast<size_t>(c); }
+  // Whether Services render the same rules under `a` and `b` (the sections do not matter).
+  static bool SameRules(LayoutOptions a, const LayoutOptions& b) {
+    a.nat_section_chains = b.nat_section_chains;
+    return a == b;
+  }
+  SharedChainState* state_;
+  const IpFamily family_;
+  const LayoutOptions& o_;
+  const bool cached_;
+  std::array<bool, kSharedChainCount> write_{};
+  SharedChainRules rules_;
 };
 
 // `deleted` sorted and without duplicates, plus (full syncs) the service chains among
@@ -545,8 +612,8 @@ void SettleDeleted(bool full, std::span<const std::string> existing,
 
 // The filter section, after every Service is rendered.
 // Left out when it would change nothing (a partial sync whose filter chains are as they were).
-void WriteFilter(TextOut& w, IpFamily family, const LayoutOptions& o, SharedRules& shared,
-                 const SharedIo& io, bool full, std::span<const JumpRule> jumps) {
+void WriteFilter(TextOut& w, IpFamily family, const LayoutOptions& o,
+                 const SharedCollector& shared, bool full, std::span<const JumpRule> jumps) {
   const bool localhost = family == IpFamily::kV4 && o.localhost_nodeports;
   const std::string mark = Hex(o.masquerade_mark);
   const std::pair<SharedChain, std::string_view> chains[] = {
@@ -556,7 +623,7 @@ void WriteFilter(TextOut& w, IpFamily family, const LayoutOptions& o, SharedRule
       {SharedChain::kFilterProxyFirewall, kProxyFirewallChain}};
   std::vector<std::pair<SharedChain, std::string_view>> written;
   for (const auto& c : chains) {
-    if (io.Write(shared, c.first)) written.push_back(c);
+    if (shared.Write(c.first)) written.push_back(c);
   }
   const std::vector<std::string> jump_lines = JumpLines(jumps, "filter");
   if (!full && written.empty() && jump_lines.empty()) return;
@@ -566,7 +633,7 @@ void WriteFilter(TextOut& w, IpFamily family, const LayoutOptions& o, SharedRule
     w.Declare(kForwardChain);
     if (localhost) w.Declare(kFirewallChain);
   }
-  for (const auto& c : written) w.Lines(Shared(shared, c.first));
+  for (const auto& c : written) w.Lines(shared.Rules(c.first));
   if (full) {
     // INVALID packets would otherwise reach a pod un-DNATed (or reset a connection) when
     // conntrack cannot follow them.
@@ -616,9 +683,29 @@ void WriteRules(TextOut& w, std::vector<Filled> chains) {
   for (const Filled& c : chains) w.Lines(*c.rules);
 }
 
-// The restore text, nat first, in one nat section. `rewrite(key)` says whether a Service's
-// chains are written; `full` adds the static chains and deletes the service chains among
-// `existing` that no Service wants; `io` leaves out unchanged shared chains (see SharedIo).
+// The Services whose own chains a text writes; none given: every one.
+using Rewritten = std::set<std::string, std::less<>>;
+
+// Calls f(key, service, write_chains) for each Service a text renders, in key order: every
+// Service, or with `shared.cached()` the `rewritten` ones only (those still there).
+template <typename F>
+void ForEachRendered(const state::NodeState& st, const Rewritten* rewritten,
+                     const SharedCollector& shared, F&& f) {
+  if (rewritten != nullptr && shared.cached()) {
+    for (const auto& key : *rewritten) {
+      if (auto it = st.services.find(key); it != st.services.end()) f(key, *it->second, true);
+    }
+    return;
+  }
+  for (const auto& [key, service] : st.services) {
+    f(key, *service, rewritten == nullptr || rewritten->contains(key));
+  }
+}
+
+// The restore text, nat first, in one nat section. `rewritten` says which Services' chains are
+// written; `full` adds the static chains and deletes the service chains among
+// `existing` that no Service wants; `shared` renders the Services and gathers the shared chains
+// (see SharedCollector).
 //
 // A pipeline, so that the tool is busy from the start: another thread renders the rules while
 // this one lists the nat chains' names (much cheaper than rendering) and hands their declarations
@@ -626,25 +713,23 @@ void WriteRules(TextOut& w, std::vector<Filled> chains) {
 // chain in name order; the filter section, which needs every Service rendered, last. (When
 // unchanged shared chains are left out, which of them are written is known only once every
 // Service is rendered: their declarations follow the others then.)
-template <typename Rewrite>
 void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
-                           Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
+                           const Rewritten* rewritten, std::vector<std::string> deleted, bool full,
                            std::span<const std::string> existing,
-                           std::span<const JumpRule> jumps, const SharedIo& io, TextOut& w) {
+                           std::span<const JumpRule> jumps, SharedCollector& shared,
+                           TextOut& w) {
   // The rules, rendered on another thread meanwhile.
-  SharedRules shared;
   std::vector<Chain> chains;
   std::exception_ptr render_error;
   std::thread renderer([&] {
     try {
-      for (const auto& [key, service] : st.services) {
-        const bool write_chains = rewrite(key);
-        ServiceRules r = Render(*service, family, o, st.node, write_chains);
-        for (size_t i = 0; i < kSharedChainCount; ++i) {
-          std::move(r.shared[i].begin(), r.shared[i].end(), std::back_inserter(shared[i]));
-        }
+      ForEachRendered(st, rewritten, shared, [&](const std::string& key,
+                                                 const state::ServiceState& service,
+                                                 bool write_chains) {
+        ServiceRules r = Render(service, family, o, st.node, write_chains);
+        shared.Add(key, std::move(r.shared));
         if (write_chains) std::move(r.chains.begin(), r.chains.end(), std::back_inserter(chains));
-      }
+      });
     } catch (...) {
       render_error = std::current_exception();
     }
@@ -657,21 +742,22 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
   } join{renderer};
 
   std::vector<std::string> names;
-  for (const auto& [key, service] : st.services) {
-    if (!rewrite(key)) continue;
-    for (const auto& port : service->ports) {
-      if (port.family != family) continue;
-      ServiceRules unused;
-      PortRenderer(port, o, st.node, true, unused).AppendChainNames(names);
-    }
-  }
+  ForEachRendered(st, rewritten, shared,
+                  [&](const std::string&, const state::ServiceState& service, bool write_chains) {
+                    if (!write_chains) return;
+                    for (const auto& port : service.ports) {
+                      if (port.family != family) continue;
+                      ServiceRules unused;
+                      PortRenderer(port, o, st.node, true, unused).AppendChainNames(names);
+                    }
+                  });
   std::sort(names.begin(), names.end());
   SettleDeleted(full, existing, names, deleted);
   const std::vector<Chain> static_chains = full ? StaticNatChains(o) : std::vector<Chain>{};
 
-  // Without `io.in_kernel` both shared chains are written: declared with the others.
-  bool write_services = io.in_kernel == nullptr;
-  bool write_nodeports = io.in_kernel == nullptr;
+  // Unless cached(), both shared chains are written: declared with the others.
+  bool write_services = !shared.cached();
+  bool write_nodeports = !shared.cached();
   std::vector<std::string_view> declared;
   declared.reserve(names.size() + deleted.size() + 4);
   if (write_services) declared.push_back(kServicesChain);
@@ -688,10 +774,10 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
 
   renderer.join();
   if (render_error) std::rethrow_exception(render_error);
-  AppendNodePortDispatch(Shared(shared, SharedChain::kNatServices), family, o);
-  if (io.in_kernel) {
-    write_services = io.Write(shared, SharedChain::kNatServices);
-    write_nodeports = io.Write(shared, SharedChain::kNatNodePorts);
+  shared.Finish();
+  if (shared.cached()) {
+    write_services = shared.Write(SharedChain::kNatServices);
+    write_nodeports = shared.Write(SharedChain::kNatNodePorts);
     std::vector<std::string_view> more;
     if (write_services) more.push_back(kServicesChain);
     if (write_nodeports) more.push_back(kNodePortsChain);
@@ -710,9 +796,9 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
   if (nat_section) {
     std::vector<Filled> nat;
     nat.reserve(chains.size() + 4);
-    if (write_services) nat.push_back({kServicesChain, &Shared(shared, SharedChain::kNatServices)});
+    if (write_services) nat.push_back({kServicesChain, &shared.Rules(SharedChain::kNatServices)});
     if (write_nodeports) {
-      nat.push_back({kNodePortsChain, &Shared(shared, SharedChain::kNatNodePorts)});
+      nat.push_back({kNodePortsChain, &shared.Rules(SharedChain::kNatNodePorts)});
     }
     for (const auto& c : chains) nat.push_back({c.name, &c.rules});
     for (const auto& c : static_chains) nat.push_back({c.name, &c.rules});
@@ -721,8 +807,7 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
     for (const auto& c : deleted) w.Line("-X " + c);
     w.Raw("COMMIT\n");
   }
-  WriteFilter(w, family, o, shared, io, full, jumps);
-  io.Done(shared);
+  WriteFilter(w, family, o, shared, full, jumps);
 }
 
 // The same text with the nat table in several sections (LayoutOptions::nat_section_chains), for
@@ -738,13 +823,11 @@ void RestoreTextOneSection(const state::NodeState& st, IpFamily family, const La
 // either old or new, nothing pointing at a chain that is gone.
 //
 // Rendered Service by Service as the sections go out: the tool parses one while the next is
-// rendered. Unchanged shared chains left out (`io`), a section with nothing in it is too.
-template <typename Rewrite>
+// rendered. Unchanged shared chains left out (`shared`), a section with nothing in it is too.
 void RestoreTextSections(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
-                         Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
+                         const Rewritten* rewritten, std::vector<std::string> deleted, bool full,
                          std::span<const std::string> existing, std::span<const JumpRule> jumps,
-                         const SharedIo& io, TextOut& w) {
-  SharedRules shared;
+                         SharedCollector& shared, TextOut& w) {
   std::vector<Chain> group = full ? StaticNatChains(o) : std::vector<Chain>{};
   std::vector<std::string> names;  // of every chain written, for the stale ones
   auto write_group = [&](std::vector<Filled> extra, std::span<const std::string> deleted_chains,
@@ -771,29 +854,27 @@ void RestoreTextSections(const state::NodeState& st, IpFamily family, const Layo
     w.Send();
     group.clear();
   };
-  for (const auto& [key, service] : st.services) {
-    const bool write_chains = rewrite(key);
-    ServiceRules r = Render(*service, family, o, st.node, write_chains);
-    for (size_t i = 0; i < kSharedChainCount; ++i) {
-      std::move(r.shared[i].begin(), r.shared[i].end(), std::back_inserter(shared[i]));
-    }
-    if (!write_chains) continue;
-    for (auto& c : r.chains) {
-      if (full) names.push_back(c.name);
-      group.push_back(std::move(c));
-    }
-    if (group.size() >= o.nat_section_chains) write_group({}, {}, false);
-  }
+  ForEachRendered(st, rewritten, shared,
+                  [&](const std::string& key, const state::ServiceState& service,
+                      bool write_chains) {
+                    ServiceRules r = Render(service, family, o, st.node, write_chains);
+                    shared.Add(key, std::move(r.shared));
+                    if (!write_chains) return;
+                    for (auto& c : r.chains) {
+                      if (full) names.push_back(c.name);
+                      group.push_back(std::move(c));
+                    }
+                    if (group.size() >= o.nat_section_chains) write_group({}, {}, false);
+                  });
   std::sort(names.begin(), names.end());
   SettleDeleted(full, existing, names, deleted);
-  auto& nat_services = Shared(shared, SharedChain::kNatServices);
-  AppendNodePortDispatch(nat_services, family, o);
+  shared.Finish();
   // The Services left over go with the shared chains: a small change is one section.
   const bool few_deleted = deleted.size() <= o.nat_section_chains;
   std::vector<Filled> last;
-  if (io.Write(shared, SharedChain::kNatServices)) last.push_back({kServicesChain, &nat_services});
-  if (io.Write(shared, SharedChain::kNatNodePorts)) {
-    last.push_back({kNodePortsChain, &Shared(shared, SharedChain::kNatNodePorts)});
+  for (const auto& [c, name] : {std::pair{SharedChain::kNatServices, kServicesChain},
+                                std::pair{SharedChain::kNatNodePorts, kNodePortsChain}}) {
+    if (shared.Write(c)) last.push_back({name, &shared.Rules(c)});
   }
   write_group(std::move(last),
               few_deleted ? std::span<const std::string>(deleted) : std::span<const std::string>(),
@@ -818,22 +899,20 @@ void RestoreTextSections(const state::NodeState& st, IpFamily family, const Layo
       }
     }
   }
-  WriteFilter(w, family, o, shared, io, full, jumps);
-  io.Done(shared);
+  WriteFilter(w, family, o, shared, full, jumps);
 }
 
-template <typename Rewrite>
 void RestoreText(const state::NodeState& st, IpFamily family, const LayoutOptions& o,
-                 Rewrite&& rewrite, std::vector<std::string> deleted, bool full,
+                 const Rewritten* rewritten, std::vector<std::string> deleted, bool full,
                  std::span<const std::string> existing, std::span<const JumpRule> jumps,
-                 const SharedIo& io, const RestoreSink& sink) {
+                 SharedCollector& shared, const RestoreSink& sink) {
   TextOut w(sink);
   if (o.nat_section_chains > 0) {
-    RestoreTextSections(st, family, o, rewrite, std::move(deleted), full, existing, jumps, io,
-                        w);
+    RestoreTextSections(st, family, o, rewritten, std::move(deleted), full, existing, jumps,
+                        shared, w);
   } else {
-    RestoreTextOneSection(st, family, o, rewrite, std::move(deleted), full, existing, jumps, io,
-                          w);
+    RestoreTextOneSection(st, family, o, rewritten, std::move(deleted), full, existing, jumps,
+                          shared, w);
   }
   w.Send();
 }
@@ -899,10 +978,10 @@ void WriteFullRestore(const state::NodeState& state, IpFamily family,
                       const LayoutOptions& options,
                       std::span<const std::string> existing_nat_chains,
                       std::span<const JumpRule> missing_jumps, const RestoreSink& sink,
-                      SharedChainRules* written) {
+                      SharedChainState* shared) {
+  SharedCollector collector(shared, true, family, options, state.node);
   RestoreText(
-      state, family, options, [](const std::string&) { return true; }, {}, true,
-      existing_nat_chains, missing_jumps, SharedIo{.in_kernel = nullptr, .written = written},
+      state, family, options, nullptr, {}, true, existing_nat_chains, missing_jumps, collector,
       sink);
 }
 
@@ -941,17 +1020,18 @@ bool HasJump(std::string_view save_output, const JumpRule& rule) {
 std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
                                const LayoutOptions& options,
                                std::span<const state::ServiceDiff> changed,
-                               const SharedChainRules* in_kernel) {
+                               const SharedChainState* in_kernel) {
+  std::optional<SharedChainState> shared;
+  if (in_kernel != nullptr) shared = *in_kernel;
   return Collect([&](const RestoreSink& sink) {
-    WritePartialRestore(desired, family, options, changed, sink, in_kernel);
+    WritePartialRestore(desired, family, options, changed, sink, shared ? &*shared : nullptr);
   });
 }
 
 void WritePartialRestore(const state::NodeState& desired, IpFamily family,
                          const LayoutOptions& options, std::span<const state::ServiceDiff> changed,
-                         const RestoreSink& sink, const SharedChainRules* in_kernel,
-                         SharedChainRules* written) {
-  std::set<std::string, std::less<>> rewritten;
+                         const RestoreSink& sink, SharedChainState* shared) {
+  Rewritten rewritten;
   std::vector<std::string> deleted;
   for (const auto& diff : changed) {
     rewritten.insert(diff.key);
@@ -966,10 +1046,14 @@ void WritePartialRestore(const state::NodeState& desired, IpFamily family,
       if (!after.contains(c.name)) deleted.push_back(std::move(c.name));
     }
   }
-  RestoreText(
-      desired, family, options, [&](const std::string& key) { return rewritten.contains(key); },
-      std::move(deleted), false, {}, {}, SharedIo{.in_kernel = in_kernel, .written = written},
-      sink);
+  SharedCollector collector(shared, false, family, options, desired.node);
+  if (collector.cached()) {
+    for (const auto& key : rewritten) {
+      if (!desired.services.contains(key)) collector.Add(key, {});  // gone: its rules too
+    }
+  }
+  RestoreText(desired, family, options, &rewritten, std::move(deleted), false, {}, {}, collector,
+              sink);
 }
 
 std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options) {

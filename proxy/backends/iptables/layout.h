@@ -24,16 +24,18 @@
 // KUBE-PROXY-FIREWALL) hold one or a few rules per service port; a full sync writes them whole.
 // A Service's own chains are written only when that Service changed (PartialRestoreText), as
 // kube-proxy's partial syncs do. kube-proxy also rewrites every shared chain on every sync; a
-// partial sync given the shared chains' rules now in the kernel leaves out those it would write
-// unchanged (a one-endpoint change leaves them all: at 30,000 Services nat KUBE-SERVICES alone is
-// 4 MB of restore input, which iptables-nft-restore takes seconds over). FullRestoreText is the
-// same text for every Service plus the static chains (and the deletion of stale service chains
-// found in the kernel).
+// partial sync given what the shared chains now hold (SharedChainState) leaves out those it
+// would write unchanged (a one-endpoint change leaves them all: at 30,000 Services nat
+// KUBE-SERVICES alone is 4 MB of restore input, which iptables-nft-restore takes seconds over)
+// and renders nothing but the changed Services. FullRestoreText is the same text for every
+// Service plus the static chains (and the deletion of stale service chains found in the
+// kernel).
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -114,8 +116,7 @@ enum class SharedChain : uint8_t {
 };
 inline constexpr size_t kSharedChainCount = 6;
 
-// The rules of the shared chains (by SharedChain) as a restore text leaves them: nat
-// KUBE-SERVICES ends with the NodePort dispatch.
+// Rules for each shared chain (by SharedChain).
 using SharedChainRules = std::array<std::vector<std::string>, kSharedChainCount>;
 
 // A chain with its rules, each a complete restore line ("-A KUBE-SVC-... -j KUBE-SEP-...").
@@ -127,9 +128,24 @@ struct Chain {
 
 // What one Service contributes to one family's ruleset.
 struct ServiceRules {
-  std::array<std::vector<std::string>, kSharedChainCount> shared;  // by SharedChain
+  SharedChainRules shared;    // its rules in the shared chains
   std::vector<Chain> chains;  // its own nat chains, in the order they are written
   bool operator==(const ServiceRules&) const = default;
+};
+
+// What the shared chains hold after a restore text, Service by Service (each one's
+// ServiceRules::shared), and what they were rendered under. Given it, a partial text renders
+// the changed Services only and takes the others' shared rules from here: they are what the
+// kernel holds as long as the options (but for nat_section_chains), the node and the family are
+// the same (otherwise every Service is rendered again).
+struct SharedChainState {
+  bool known = false;  // false: never filled, or what the kernel holds is unknown
+  IpFamily family = IpFamily::kV4;
+  LayoutOptions options;
+  state::NodeInfo node;
+  // By Service key; a Service without rules in the shared chains has no entry.
+  std::map<std::string, SharedChainRules, std::less<>> services;
+  bool operator==(const SharedChainState&) const = default;
 };
 
 // The ports of `service` in `family`; `node` gives the node's addresses (a LoadBalancer source
@@ -157,13 +173,13 @@ using RestoreSink = std::function<void(std::string_view)>;
 // no Service wants any more are deleted. `missing_jumps` are inserted by the same transaction
 // ("-I" lines at the end of their table's section), so installing them costs no extra tool run.
 // WriteFullRestore hands the text to `sink` as it is written (the backend streams it into the
-// tool) and, given `written`, puts there the shared chains' rules the text writes;
+// tool) and, given `shared`, sets it to what the shared chains hold after the text;
 // FullRestoreText returns the text whole.
 void WriteFullRestore(const state::NodeState& state, IpFamily family,
                       const LayoutOptions& options,
                       std::span<const std::string> existing_nat_chains,
                       std::span<const JumpRule> missing_jumps, const RestoreSink& sink,
-                      SharedChainRules* written = nullptr);
+                      SharedChainState* shared = nullptr);
 std::string FullRestoreText(const state::NodeState& state, IpFamily family,
                             const LayoutOptions& options,
                             std::span<const std::string> existing_nat_chains = {},
@@ -172,18 +188,18 @@ std::string FullRestoreText(const state::NodeState& state, IpFamily family,
 // Input for a partial sync after `changed` (the tracker's diffs; `desired` already holds every
 // `after`): the shared chains rewritten, the changed Services' chains rewritten, and their chains
 // nothing wants any more (removed ports, endpoints, policies) deleted. Other Services' chains
-// are left as they are: a one-endpoint change writes one Service's chains. Given `in_kernel`
-// (the shared chains' rules the last restore left, its `written`), only the shared chains whose
-// rules differ are rewritten, and a table with nothing to write is left out. `written` receives
-// the shared chains' rules after this text.
+// are left as they are: a one-endpoint change writes one Service's chains. Given `shared` known
+// (what the shared chains hold: what the last text left, for the same options, node and family),
+// only the changed Services are rendered, only the shared chains whose rules differ are
+// rewritten, and a table with nothing to write is left out; `shared` is then updated to what
+// the chains hold after this text (the caller drops it if the text is not applied).
 std::string PartialRestoreText(const state::NodeState& desired, IpFamily family,
                                const LayoutOptions& options,
                                std::span<const state::ServiceDiff> changed,
-                               const SharedChainRules* in_kernel = nullptr);
+                               const SharedChainState* in_kernel = nullptr);
 void WritePartialRestore(const state::NodeState& desired, IpFamily family,
                          const LayoutOptions& options, std::span<const state::ServiceDiff> changed,
-                         const RestoreSink& sink, const SharedChainRules* in_kernel = nullptr,
-                         SharedChainRules* written = nullptr);
+                         const RestoreSink& sink, SharedChainState* shared = nullptr);
 
 std::vector<JumpRule> JumpRules(IpFamily family, const LayoutOptions& options);
 // The iptables/ip6tables arguments for `rule` with `op` ("-C", "-I", "-D"), waiting up to 5 s

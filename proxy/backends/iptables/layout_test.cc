@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <memory>
@@ -956,12 +957,19 @@ TEST(IptablesLayout, SmallChangeInSectionsIsOneSection) {
   EXPECT_EQ(many.nat[1].back(), "-X KUBE-SEP-7UC2XTHCPWYET5QZ");
 }
 
-// The shared chains' rules a full text of `st` leaves.
-SharedChainRules SharedAfterFull(const state::NodeState& st, IpFamily family,
+// The text `write` hands its sink.
+std::string Written(const std::function<void(const RestoreSink&)>& write) {
+  std::string text;
+  write([&](std::string_view piece) { text += piece; });
+  return text;
+}
+
+// What the shared chains hold after a full text of `st`.
+SharedChainState SharedAfterFull(const state::NodeState& st, IpFamily family,
                                  const LayoutOptions& o) {
-  SharedChainRules written;
-  WriteFullRestore(st, family, o, {}, {}, [](std::string_view) {}, &written);
-  return written;
+  SharedChainState shared;
+  WriteFullRestore(st, family, o, {}, {}, [](std::string_view) {}, &shared);
+  return shared;
 }
 
 // Given what the shared chains hold, a partial text leaves out those it would write unchanged:
@@ -971,7 +979,9 @@ TEST(IptablesLayout, PartialTextLeavesOutUnchangedSharedChains) {
   const auto before = Node({c.web_before, c.db});
   const auto after = Node({c.web_after, c.db});
   const std::vector<state::ServiceDiff> diff = {{"ns1/web", c.web_before, c.web_after}};
-  const SharedChainRules in_kernel = SharedAfterFull(before, IpFamily::kV4, Opts());
+  const SharedChainState in_kernel = SharedAfterFull(before, IpFamily::kV4, Opts());
+  EXPECT_TRUE(in_kernel.known);
+  EXPECT_EQ(in_kernel.services.size(), 2u);
   const std::string expected = R"(*nat
 :KUBE-SVC-PPBSTXGMF4OXFMWK - [0:0]
 :KUBE-SEP-BF4QWWKRAYUTLP6J - [0:0]
@@ -996,13 +1006,12 @@ COMMIT
     EXPECT_EQ(text.find("*filter"), std::string::npos) << text;
   }
   // What the shared chains hold after it: as before, and as after a full text of `after`.
-  SharedChainRules written;
-  WritePartialRestore(after, IpFamily::kV4, Opts(), diff, [](std::string_view) {}, &in_kernel,
-                      &written);
-  EXPECT_EQ(written, in_kernel);
-  EXPECT_EQ(written, SharedAfterFull(after, IpFamily::kV4, Opts()));
+  SharedChainState shared = in_kernel;
+  WritePartialRestore(after, IpFamily::kV4, Opts(), diff, [](std::string_view) {}, &shared);
+  EXPECT_EQ(shared, in_kernel);
+  EXPECT_EQ(shared, SharedAfterFull(after, IpFamily::kV4, Opts()));
   // The other family has nothing to write.
-  const SharedChainRules v6 = SharedAfterFull(before, IpFamily::kV6, Opts());
+  const SharedChainState v6 = SharedAfterFull(before, IpFamily::kV6, Opts());
   EXPECT_EQ(PartialRestoreText(after, IpFamily::kV6, Opts(), diff, &v6), "");
   // Without what the kernel holds, every shared chain is written, as kube-proxy does.
   EXPECT_NE(PartialRestoreText(after, IpFamily::kV4, Opts(), diff).find("*filter"),
@@ -1020,7 +1029,7 @@ TEST(IptablesLayout, PartialTextRewritesTheSharedChainsThatChange) {
   for (size_t chains : {size_t{0}, size_t{1}}) {
     LayoutOptions o = Opts();
     o.nat_section_chains = chains;
-    const SharedChainRules in_kernel = SharedAfterFull(before, IpFamily::kV4, o);
+    const SharedChainState in_kernel = SharedAfterFull(before, IpFamily::kV4, o);
     const std::string text = PartialRestoreText(after, IpFamily::kV4, o, diff, &in_kernel);
     // nat KUBE-SERVICES without web's rule, filter KUBE-SERVICES with its REJECT; the
     // NodePort chains and the other filter chains as they were.
@@ -1038,11 +1047,61 @@ TEST(IptablesLayout, PartialTextRewritesTheSharedChainsThatChange) {
         << text;
     EXPECT_NE(text.find("kubernetes service nodeports"), std::string::npos) << text;
     EXPECT_NE(text.find("-X KUBE-SVC-PPBSTXGMF4OXFMWK"), std::string::npos) << text;
-    SharedChainRules written;
-    WritePartialRestore(after, IpFamily::kV4, o, diff, [](std::string_view) {}, &in_kernel,
-                        &written);
-    EXPECT_EQ(written, SharedAfterFull(after, IpFamily::kV4, o));
+    SharedChainState shared = in_kernel;
+    WritePartialRestore(after, IpFamily::kV4, o, diff, [](std::string_view) {}, &shared);
+    EXPECT_EQ(shared, SharedAfterFull(after, IpFamily::kV4, o));
   }
+}
+
+// Given what the shared chains hold, a partial text renders the changed Services only: the
+// others' shared rules are the state's (here a marker standing for db's, which a render would
+// not give), in Service order. A Service gone takes its rules along.
+TEST(IptablesLayout, PartialTextTakesUnchangedServicesFromTheState) {
+  EndpointChange c;
+  const auto before = Node({c.web_before, c.db});
+  const auto web_empty = Svc({Port("ns1", "web", "172.30.0.41", 80, {})});
+  const auto after = Node({web_empty, c.db});
+  const std::vector<state::ServiceDiff> diff = {{"ns1/web", c.web_before, web_empty}};
+  for (size_t chains : {size_t{0}, size_t{1}}) {
+    LayoutOptions o = Opts();
+    o.nat_section_chains = chains;
+    SharedChainState in_kernel = SharedAfterFull(before, IpFamily::kV4, o);
+    auto& db_nat = in_kernel.services.at("ns1/db")[static_cast<size_t>(SharedChain::kNatServices)];
+    ASSERT_EQ(db_nat.size(), 1u);
+    db_nat[0] = "-A KUBE-SERVICES -m comment --comment marker -j KUBE-SVC-MARKER";
+    const std::string text = PartialRestoreText(after, IpFamily::kV4, o, diff, &in_kernel);
+    std::vector<std::string> nat_services;
+    for (const auto& section : Split(text).nat) {
+      for (const auto& l : section) {
+        if (l.starts_with("-A KUBE-SERVICES")) nat_services.push_back(l);
+      }
+    }
+    ASSERT_EQ(nat_services.size(), 2u) << text;
+    EXPECT_EQ(nat_services[0], db_nat[0]);
+    EXPECT_NE(nat_services[1].find("kubernetes service nodeports"), std::string::npos);
+    // Other options: every Service rendered again, every shared chain written.
+    LayoutOptions other = o;
+    other.masquerade_all = true;
+    SharedChainState rebuilt = in_kernel;
+    const std::string all = Written([&](const RestoreSink& sink) {
+      WritePartialRestore(after, IpFamily::kV4, other, diff, sink, &rebuilt);
+    });
+    EXPECT_EQ(all.find("marker"), std::string::npos) << all;
+    EXPECT_NE(all.find(":KUBE-NODEPORTS"), std::string::npos) << all;
+    EXPECT_EQ(rebuilt, SharedAfterFull(after, IpFamily::kV4, other));
+  }
+  // ns1/db gone: nat KUBE-SERVICES keeps web's rule alone; the state drops db.
+  SharedChainState shared = SharedAfterFull(before, IpFamily::kV4, Opts());
+  const auto only_web = Node({c.web_before});
+  const std::vector<state::ServiceDiff> gone = {{"ns1/db", c.db, nullptr}};
+  const std::string text = Written([&](const RestoreSink& sink) {
+    WritePartialRestore(only_web, IpFamily::kV4, Opts(), gone, sink, &shared);
+  });
+  EXPECT_EQ(text.find("ns1/db:p5432 cluster IP"), std::string::npos) << text;
+  EXPECT_NE(text.find("-A KUBE-SERVICES -m comment --comment \"ns1/web:p80 cluster IP\""),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(shared, SharedAfterFull(only_web, IpFamily::kV4, Opts()));
 }
 
 }  // namespace
