@@ -3,11 +3,13 @@
 // it into the tool) and a one-endpoint partial text, without and with the shared chains' state
 // the full text left (as the backend has it: it renders the changed Service only). Prints
 // milliseconds.
-//   [NAT_SECTION_CHAINS=1000] sluice-iptables-render-bench [N...]
+//   [NAT_SECTION_CHAINS=1000] [DUMP=file] [DUMP_PARTIAL=file] sluice-iptables-render-bench [N...]
 // NAT_SECTION_CHAINS: the nat table in sections, as the backend writes it for iptables-nft.
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,8 +40,8 @@ state::NodeState Make(int n) {
     }
     p.has_any_endpoints = true;
     p.internal_verdict = p.external_verdict = state::TrafficVerdict::kForward;
-    auto s = std::make_shared<const state::ServiceState>(
-        state::ServiceState{p.name.ServiceKey(), {p}});
+    auto s =
+        std::make_shared<const state::ServiceState>(state::ServiceState{p.name.ServiceKey(), {p}});
     st.services[s->key] = s;
   }
   return st;
@@ -53,7 +55,19 @@ double Ms(std::chrono::steady_clock::duration d) {
 
 int main(int argc, char** argv) {
   std::vector<int> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
+  for (int i = 1; i < argc; ++i) {
+    char* end = nullptr;
+    const long n = std::strtol(argv[i], &end, 10);
+    if (end == argv[i] || *end != '\0' || n < 1 || n > 60000) {
+      std::fprintf(stderr,
+                   "sluice-iptables-render-bench: %s: not a Service count (1 to 60000)\n"
+                   "usage: [NAT_SECTION_CHAINS=N] [DUMP=file] [DUMP_PARTIAL=file] "
+                   "sluice-iptables-render-bench [SERVICES...]\n",
+                   argv[i]);
+      return 2;
+    }
+    sizes.push_back(static_cast<int>(n));
+  }
   if (sizes.empty()) sizes = {1000, 10000, 30000};
   proxy::iptables::LayoutOptions o;
   o.cluster_cidrs = {IpPrefix::MustParse("10.244.0.0/16")};
@@ -93,11 +107,17 @@ int main(int argc, char** argv) {
         st, IpFamily::kV4, o, diff, [&](std::string_view piece) { known += piece; }, &shared);
     auto t4 = std::chrono::steady_clock::now();
     // DUMP=file, DUMP_PARTIAL=file: the texts, to feed the tools by hand.
-    for (const auto& [var, text] : {std::pair{"DUMP", &full}, std::pair{"DUMP_PARTIAL", &partial}}) {
+    for (const auto& [var, text] :
+         {std::pair{"DUMP", &full}, std::pair{"DUMP_PARTIAL", &partial}}) {
       if (const char* dump = std::getenv(var)) {
         FILE* f = std::fopen(dump, "w");
-        std::fwrite(text->data(), 1, text->size(), f);
-        std::fclose(f);
+        const bool ok =
+            f != nullptr && std::fwrite(text->data(), 1, text->size(), f) == text->size();
+        if (f == nullptr || std::fclose(f) != 0 || !ok) {
+          std::fprintf(stderr, "sluice-iptables-render-bench: %s=%s: cannot write: %s\n", var, dump,
+                       std::strerror(errno));
+          return 1;
+        }
       }
     }
     std::printf(
